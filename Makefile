@@ -1,0 +1,91 @@
+# Sluice: one Makefile for the broker, controller, tests and benchmarks.
+#   make                      build build/bin/sluice-broker and sluice-controller
+#   make SANITIZER=address,undefined
+#   make run | test | bench | fuzz | unit | e2e | clean
+CC        ?= cc
+OPT       ?= -O2
+CFLAGS    ?= $(OPT) -g
+WARN      := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes
+CPPFLAGS  += -D_GNU_SOURCE -Ibroker/src -Icontroller/src
+BUILD     ?= build
+ifdef SANITIZER
+CFLAGS    += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS   += -fsanitize=$(SANITIZER)
+BUILD     := build/san
+endif
+BIN       := $(BUILD)/bin
+OBJ       := $(BUILD)/obj
+
+BROKER_LIBS := -lrocksdb -lmicrohttpd -lcjson -lcurl -lssl -lcrypto -lpthread -lm
+CTL_LIBS    := -lcurl -lcjson -lssl -lcrypto -lpthread -lm
+
+BROKER_SRC  := $(wildcard broker/src/*.c)
+BROKER_LIB  := $(filter-out broker/src/main.c,$(BROKER_SRC))
+BROKER_OBJ  := $(BROKER_SRC:%.c=$(OBJ)/%.o)
+BROKER_LOBJ := $(BROKER_LIB:%.c=$(OBJ)/%.o)
+CTL_SRC     := $(wildcard controller/src/*.c)
+CTL_OBJ     := $(CTL_SRC:%.c=$(OBJ)/%.o)
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BIN)/tests/%)
+
+TARGETS := $(BIN)/sluice-broker
+ifneq ($(CTL_SRC),)
+TARGETS += $(BIN)/sluice-controller
+endif
+
+.PHONY: all deps test-deps run test unit e2e bench fuzz clean format
+all: $(TARGETS)
+
+$(OBJ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -MMD -MP -c $< -o $@
+
+$(BIN)/sluice-broker: $(BROKER_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(BROKER_LIBS)
+
+$(BIN)/sluice-controller: $(CTL_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CTL_LIBS)
+
+$(BIN)/tests/%: tests/unit/%.c $(BROKER_LOBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $^ $(BROKER_LIBS) -lcmocka
+
+deps:
+	@scripts/deps.sh build
+
+test-deps:
+	@scripts/deps.sh test
+
+# Start a broker with a local data dir and sensible defaults.
+run: deps
+	@$(MAKE) --no-print-directory all
+	@mkdir -p data
+	$(BIN)/sluice-broker --data-dir data --kafka-listen 127.0.0.1:9092 --admin-listen 127.0.0.1:8080
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+e2e: all
+	@SLUICE_BIN=$(BIN) tests/e2e/run.sh
+
+# Everything a newcomer needs: dependencies, a sanitizer build, unit and e2e tests.
+test: test-deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory SANITIZER=address,undefined all unit e2e
+
+bench: test-deps
+	@$(MAKE) --no-print-directory all
+	@tests/bench/run.sh $(BIN)
+
+fuzz:
+	@echo "fuzz targets arrive with the security issue"; exit 1
+
+format:
+	clang-format -i broker/src/*.[ch] controller/src/*.[ch] tests/unit/*.c
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,172 @@
+/* batch.c: parsing and validation of Kafka v2 record batches. Validation never
+ * allocates and never recurses: uncompressed records are walked once, in place, each
+ * inside a reader bounded by its own declared length. */
+#include "batch.h"
+
+#include "crc32c.h"
+#include "kcodec.h"
+
+#define BATCH_MAGIC_V2 2
+#define BATCH_MAX_COUNT (1 << 26)
+/* length varint + attributes, timestampDelta, offsetDelta, keyLength, valueLength,
+ * headersCount: one byte each at the least. */
+#define BATCH_MIN_RECORD 7
+#define BATCH_MIN_RECORD_BODY (BATCH_MIN_RECORD - 1)
+
+int batch_parse_hdr(const uint8_t *p, size_t len, struct batch_hdr *h)
+{
+    if (len < BATCH_HEADER_LEN)
+        return BATCH_ESHORT;
+    h->base_offset = (int64_t)kc_get_be64(p + BATCH_OFF_BASE_OFFSET);
+    h->length = (int32_t)kc_get_be32(p + BATCH_OFF_LENGTH);
+    h->leader_epoch = (int32_t)kc_get_be32(p + BATCH_OFF_LEADER_EPOCH);
+    h->magic = (int8_t)p[BATCH_OFF_MAGIC];
+    h->crc = kc_get_be32(p + BATCH_OFF_CRC);
+    h->attributes = (int16_t)kc_get_be16(p + BATCH_OFF_ATTRIBUTES);
+    h->last_offset_delta = (int32_t)kc_get_be32(p + BATCH_OFF_LAST_DELTA);
+    h->first_timestamp = (int64_t)kc_get_be64(p + BATCH_OFF_FIRST_TS);
+    h->max_timestamp = (int64_t)kc_get_be64(p + BATCH_OFF_MAX_TS);
+    h->producer_id = (int64_t)kc_get_be64(p + BATCH_OFF_PRODUCER_ID);
+    h->producer_epoch = (int16_t)kc_get_be16(p + BATCH_OFF_PRODUCER_EPOCH);
+    h->base_sequence = (int32_t)kc_get_be32(p + BATCH_OFF_BASE_SEQ);
+    h->count = (int32_t)kc_get_be32(p + BATCH_OFF_COUNT);
+    return BATCH_OK;
+}
+
+/* Only the 12-byte log overhead has to be present, so this also sizes a batch whose
+ * body has not been read yet. */
+int64_t batch_size(const uint8_t *p, size_t len)
+{
+    int32_t blen;
+
+    if (len < BATCH_LOG_OVERHEAD)
+        return -1;
+    blen = (int32_t)kc_get_be32(p + BATCH_OFF_LENGTH);
+    if (blen < BATCH_HEADER_LEN - BATCH_LOG_OVERHEAD)
+        return -1;
+    return (int64_t)BATCH_LOG_OVERHEAD + blen;
+}
+
+/* Skips a varint-length field; -1 (null) is allowed only when nullable. */
+static int batch_skip_field(kc_reader *r, bool nullable)
+{
+    int32_t n = kc_varint(r);
+
+    if (!kc_ok(r) || n < -1 || (n == -1 && !nullable))
+        return BATCH_ERECORD;
+    if (n >= 0)
+        kc_raw(r, (size_t)n);
+    return kc_ok(r) ? BATCH_OK : BATCH_ERECORD;
+}
+
+/* Header: headerKeyLength varint (not null), key, headerValueLength varint, value. */
+static int batch_skip_headers(kc_reader *r)
+{
+    int32_t n = kc_varint(r), i;
+
+    if (!kc_ok(r) || n < 0 || (size_t)n > kc_remaining(r) / 2)
+        return BATCH_ERECORD;
+    for (i = 0; i < n; i++) {
+        if (batch_skip_field(r, false) != BATCH_OK || batch_skip_field(r, true) != BATCH_OK)
+            return BATCH_ERECORD;
+    }
+    return BATCH_OK;
+}
+
+/* Checks the body of record i, which must fill r exactly. */
+static int batch_check_record_body(kc_reader *r, int32_t i)
+{
+    int32_t offset_delta;
+
+    kc_i8(r);      /* attributes */
+    kc_varlong(r); /* timestampDelta */
+    offset_delta = kc_varint(r);
+    if (!kc_ok(r))
+        return BATCH_ERECORD;
+    if (offset_delta != i)
+        return BATCH_ECOUNT;
+    if (batch_skip_field(r, true) != BATCH_OK ||  /* key */
+        batch_skip_field(r, true) != BATCH_OK ||  /* value */
+        batch_skip_headers(r) != BATCH_OK)
+        return BATCH_ERECORD;
+    return kc_remaining(r) == 0 ? BATCH_OK : BATCH_ERECORD;
+}
+
+/* Walks exactly count uncompressed records that must end where the batch ends. */
+static int batch_walk_records(const uint8_t *p, size_t len, int32_t count)
+{
+    kc_reader r, body;
+    int32_t i, n;
+    int rc;
+
+    kc_reader_init(&r, p, len);
+    for (i = 0; i < count; i++) {
+        n = kc_varint(&r);
+        if (!kc_ok(&r) || n < BATCH_MIN_RECORD_BODY || (size_t)n > kc_remaining(&r))
+            return BATCH_ERECORD;
+        kc_reader_init(&body, kc_raw(&r, (size_t)n), (size_t)n);
+        rc = batch_check_record_body(&body, i);
+        if (rc != BATCH_OK)
+            return rc;
+    }
+    return kc_remaining(&r) == 0 ? BATCH_OK : BATCH_ERECORD;
+}
+
+/* count must be positive, match lastOffsetDelta, stay under the cap and, when the
+ * records are not compressed, fit in the bytes that follow the header. */
+static int batch_check_count(const struct batch_hdr *h, size_t body_len)
+{
+    if (h->count <= 0 || h->count > BATCH_MAX_COUNT)
+        return BATCH_ECOUNT;
+    if ((int64_t)h->count != (int64_t)h->last_offset_delta + 1)
+        return BATCH_ECOUNT;
+    if ((h->attributes & BATCH_ATTR_COMPRESSION_MASK) == 0 &&
+        (size_t)h->count > body_len / BATCH_MIN_RECORD)
+        return BATCH_ECOUNT;
+    return BATCH_OK;
+}
+
+/* Structural checks that must pass before the header fields mean anything: magic is
+ * looked at first because older formats share only the first 17 bytes. */
+static int batch_check_frame(const uint8_t *p, size_t len, struct batch_hdr *h)
+{
+    if (len <= BATCH_OFF_MAGIC)
+        return BATCH_ESHORT;
+    if ((int8_t)p[BATCH_OFF_MAGIC] != BATCH_MAGIC_V2)
+        return BATCH_EMAGIC;
+    if (batch_parse_hdr(p, len, h) != BATCH_OK)
+        return BATCH_ESHORT;
+    if (batch_size(p, len) != (int64_t)len)
+        return BATCH_ESHORT;
+    return BATCH_OK;
+}
+
+int batch_validate(const uint8_t *p, size_t len, struct batch_hdr *h)
+{
+    struct batch_hdr tmp;
+    int rc;
+
+    if (!h)
+        h = &tmp;
+    rc = batch_check_frame(p, len, h);
+    if (rc != BATCH_OK)
+        return rc;
+    if (crc32c(0, p + BATCH_OFF_ATTRIBUTES, len - BATCH_OFF_ATTRIBUTES) != h->crc)
+        return BATCH_ECRC;
+    rc = batch_check_count(h, len - BATCH_HEADER_LEN);
+    if (rc != BATCH_OK)
+        return rc;
+    if ((h->attributes & BATCH_ATTR_COMPRESSION_MASK) != 0)
+        return BATCH_OK;
+    return batch_walk_records(p + BATCH_HEADER_LEN, len - BATCH_HEADER_LEN, h->count);
+}
+
+void batch_set_base_offset(uint8_t *p, int64_t base_offset)
+{
+    kc_put_be64(p + BATCH_OFF_BASE_OFFSET, (uint64_t)base_offset);
+}
+
+void batch_set_leader_epoch(uint8_t *p, int32_t epoch)
+{
+    kc_put_be32(p + BATCH_OFF_LEADER_EPOCH, (uint32_t)epoch);
+}

@@ -1,0 +1,47 @@
+/* config.h: broker configuration from defaults, a key=value file, SLUICE_* environment
+ * variables and command-line flags, applied in that order. */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct config {
+    char data_dir[1024];
+    char kafka_listen[256];     /* host:port */
+    char admin_listen[256];
+    char advertised[256];       /* host:port clients are told to use */
+    char config_file[1024];
+    int log_level;
+    int32_t node_id;
+    char cluster_id[64];
+    int64_t max_request_bytes;     /* frames above this close the connection */
+    int64_t max_response_bytes;    /* responses are cut to fit */
+    int64_t conn_output_limit;     /* stop reading a connection whose output exceeds this */
+    int32_t max_inflight_requests; /* per connection */
+    int32_t max_connections;
+    bool auto_create_topics;
+    int32_t default_partitions;
+    int64_t default_retention_ms;
+    int64_t default_retention_bytes;
+    int32_t default_max_message_bytes;
+    int64_t retention_check_ms;
+    int64_t group_commit_max_wait_us; /* acks=all waits at most this for company */
+};
+
+/* Fills in the defaults. */
+void config_defaults(struct config *c);
+/* Sets one key (dotted Kafka style, e.g. "auto.create.topics.enable") from a string.
+ * Returns 0, or -1 with a message in err for an unknown key or a bad value. */
+int config_set(struct config *c, const char *key, const char *val, char *err, int errlen);
+/* Reads key=value lines ('#' comments). Returns 0 or -1 with err set. */
+int config_load_file(struct config *c, const char *path, char *err, int errlen);
+/* Applies SLUICE_<KEY> variables: the key upper-cased with '.' and '-' as '_'. */
+int config_load_env(struct config *c, char *err, int errlen);
+/* Applies argv flags; --help prints usage and returns 1. */
+int config_load_args(struct config *c, int argc, char **argv, char *err, int errlen);
+
+/* Splits "host:port"; returns 0 or -1. */
+int config_split_hostport(const char *s, char *host, int hostlen, int *port);
+
+#endif

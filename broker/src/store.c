@@ -1,0 +1,316 @@
+/* store.c: the RocksDB instance behind all broker state, and the only file that
+ * includes RocksDB. Column families separate data with different access patterns:
+ * the log is append-mostly and already compressed by clients, metadata is small. */
+#include "store.h"
+
+#include "kcodec.h"
+#include "log.h"
+
+#include <rocksdb/c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const cf_names[STORE_CF_COUNT] = {
+    "default", "topics", "log", "pstate", "offsets", "share", "cache",
+};
+
+struct store {
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_options_t *cf_opts[STORE_CF_COUNT];
+    rocksdb_column_family_handle_t *cf[STORE_CF_COUNT];
+    rocksdb_writeoptions_t *wo[4]; /* indexed by flags */
+    rocksdb_readoptions_t *ro;
+    rocksdb_block_based_table_options_t *bbto;
+    rocksdb_cache_t *block_cache;
+};
+
+struct store_wb {
+    rocksdb_writebatch_t *b;
+    struct store *s; /* for the column family handles */
+};
+
+struct store_it {
+    rocksdb_iterator_t *it;
+    rocksdb_readoptions_t *ro;
+    uint8_t *bounds; /* lower then upper, owned */
+};
+
+/* Options for one column family: the log is stored uncompressed (batches arrive
+ * compressed), with larger write buffers since it takes nearly all the bytes. */
+static rocksdb_options_t *cf_options(struct store *s, int cf)
+{
+    rocksdb_options_t *o = rocksdb_options_create();
+    rocksdb_options_set_block_based_table_factory(o, s->bbto);
+    if (cf == STORE_CF_LOG) {
+        rocksdb_options_set_compression(o, rocksdb_no_compression);
+        rocksdb_options_set_write_buffer_size(o, 64u << 20);
+        rocksdb_options_set_max_write_buffer_number(o, 4);
+        rocksdb_options_set_target_file_size_base(o, 64u << 20);
+    } else {
+        rocksdb_options_set_compression(o, rocksdb_lz4_compression);
+        rocksdb_options_set_write_buffer_size(o, 16u << 20);
+    }
+    return o;
+}
+
+static void init_options(struct store *s)
+{
+    s->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(s->opts, 1);
+    rocksdb_options_set_create_missing_column_families(s->opts, 1);
+    rocksdb_options_increase_parallelism(s->opts, 2);
+    rocksdb_options_set_max_background_jobs(s->opts, 2);
+    rocksdb_options_set_bytes_per_sync(s->opts, 1u << 20);
+    rocksdb_options_set_info_log_level(s->opts, 2 /* WARN */);
+    rocksdb_options_set_keep_log_file_num(s->opts, 3);
+    s->block_cache = rocksdb_cache_create_lru(64u << 20);
+    s->bbto = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_block_cache(s->bbto, s->block_cache);
+    rocksdb_block_based_options_set_block_size(s->bbto, 16 * 1024);
+    rocksdb_options_set_block_based_table_factory(s->opts, s->bbto);
+    for (int i = 0; i < STORE_CF_COUNT; i++)
+        s->cf_opts[i] = cf_options(s, i);
+    for (int f = 0; f < 4; f++) {
+        s->wo[f] = rocksdb_writeoptions_create();
+        rocksdb_writeoptions_disable_WAL(s->wo[f], (f & STORE_NO_WAL) != 0);
+        rocksdb_writeoptions_set_sync(s->wo[f], (f & STORE_SYNC) != 0);
+    }
+    s->ro = rocksdb_readoptions_create();
+}
+
+struct store *store_open(const char *dir, char **err)
+{
+    struct store *s = calloc(1, sizeof *s);
+    if (!s) {
+        *err = strdup("out of memory");
+        return NULL;
+    }
+    init_options(s);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/db", dir);
+    char *e = NULL;
+    s->db = rocksdb_open_column_families(s->opts, path, STORE_CF_COUNT, cf_names,
+                                         (const rocksdb_options_t *const *)s->cf_opts, s->cf, &e);
+    if (e) {
+        *err = e;
+        s->db = NULL;
+        store_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    if (s->db) {
+        char *e = NULL;
+        rocksdb_flush_wal(s->db, 1, &e);
+        free(e);
+        for (int i = 0; i < STORE_CF_COUNT; i++)
+            rocksdb_column_family_handle_destroy(s->cf[i]);
+        rocksdb_close(s->db);
+    }
+    for (int i = 0; i < STORE_CF_COUNT; i++)
+        if (s->cf_opts[i])
+            rocksdb_options_destroy(s->cf_opts[i]);
+    for (int f = 0; f < 4; f++)
+        if (s->wo[f])
+            rocksdb_writeoptions_destroy(s->wo[f]);
+    if (s->ro)
+        rocksdb_readoptions_destroy(s->ro);
+    if (s->opts)
+        rocksdb_options_destroy(s->opts);
+    if (s->bbto)
+        rocksdb_block_based_options_destroy(s->bbto);
+    if (s->block_cache)
+        rocksdb_cache_destroy(s->block_cache);
+    free(s);
+}
+
+/* Logs and frees a RocksDB error; returns -1 if there was one. */
+static int check(char *e, const char *what)
+{
+    if (!e)
+        return 0;
+    log_error("rocksdb %s: %s", what, e);
+    free(e);
+    return -1;
+}
+
+struct store_wb *store_wb_new(struct store *s)
+{
+    struct store_wb *wb = calloc(1, sizeof *wb);
+    if (!wb)
+        return NULL;
+    wb->b = rocksdb_writebatch_create();
+    wb->s = s;
+    return wb;
+}
+
+void store_wb_free(struct store_wb *wb)
+{
+    if (!wb)
+        return;
+    rocksdb_writebatch_destroy(wb->b);
+    free(wb);
+}
+
+void store_wb_clear(struct store_wb *wb) { rocksdb_writebatch_clear(wb->b); }
+
+size_t store_wb_count(const struct store_wb *wb) { return (size_t)rocksdb_writebatch_count(wb->b); }
+
+void store_wb_put(struct store_wb *wb, int cf, const void *k, size_t kl, const void *v, size_t vl)
+{
+    rocksdb_writebatch_put_cf(wb->b, wb->s->cf[cf], k, kl, v, vl);
+}
+
+void store_wb_del(struct store_wb *wb, int cf, const void *k, size_t kl)
+{
+    rocksdb_writebatch_delete_cf(wb->b, wb->s->cf[cf], k, kl);
+}
+
+void store_wb_del_range(struct store_wb *wb, int cf, const void *b, size_t bl, const void *e,
+                        size_t el)
+{
+    rocksdb_writebatch_delete_range_cf(wb->b, wb->s->cf[cf], b, bl, e, el);
+}
+
+int store_write(struct store *s, struct store_wb *wb, int flags)
+{
+    char *e = NULL;
+    rocksdb_write(s->db, s->wo[flags & 3], wb->b, &e);
+    return check(e, "write");
+}
+
+int store_sync(struct store *s)
+{
+    char *e = NULL;
+    rocksdb_flush_wal(s->db, 1, &e);
+    return check(e, "sync");
+}
+
+int store_put(struct store *s, int cf, const void *k, size_t kl, const void *v, size_t vl)
+{
+    char *e = NULL;
+    rocksdb_put_cf(s->db, s->wo[0], s->cf[cf], k, kl, v, vl, &e);
+    return check(e, "put");
+}
+
+int store_del(struct store *s, int cf, const void *k, size_t kl)
+{
+    char *e = NULL;
+    rocksdb_delete_cf(s->db, s->wo[0], s->cf[cf], k, kl, &e);
+    return check(e, "delete");
+}
+
+void *store_get(struct store *s, int cf, const void *k, size_t kl, size_t *vl, int *err)
+{
+    char *e = NULL;
+    char *v = rocksdb_get_cf(s->db, s->ro, s->cf[cf], k, kl, vl, &e);
+    *err = check(e, "get");
+    return v;
+}
+
+struct store_it *store_it_new(struct store *s, int cf, const void *lower, size_t ll,
+                              const void *upper, size_t ul)
+{
+    struct store_it *it = calloc(1, sizeof *it);
+    if (!it)
+        return NULL;
+    it->ro = rocksdb_readoptions_create();
+    if (ll + ul) {
+        it->bounds = malloc(ll + ul);
+        if (!it->bounds) {
+            rocksdb_readoptions_destroy(it->ro);
+            free(it);
+            return NULL;
+        }
+        if (lower)
+            memcpy(it->bounds, lower, ll);
+        if (upper)
+            memcpy(it->bounds + ll, upper, ul);
+        if (lower)
+            rocksdb_readoptions_set_iterate_lower_bound(it->ro, (char *)it->bounds, ll);
+        if (upper)
+            rocksdb_readoptions_set_iterate_upper_bound(it->ro, (char *)it->bounds + ll, ul);
+    }
+    it->it = rocksdb_create_iterator_cf(s->db, it->ro, s->cf[cf]);
+    return it;
+}
+
+void store_it_free(struct store_it *it)
+{
+    if (!it)
+        return;
+    rocksdb_iter_destroy(it->it);
+    rocksdb_readoptions_destroy(it->ro);
+    free(it->bounds);
+    free(it);
+}
+
+void store_it_seek(struct store_it *it, const void *k, size_t kl)
+{
+    rocksdb_iter_seek(it->it, k, kl);
+}
+
+void store_it_seek_for_prev(struct store_it *it, const void *k, size_t kl)
+{
+    rocksdb_iter_seek_for_prev(it->it, k, kl);
+}
+
+void store_it_first(struct store_it *it) { rocksdb_iter_seek_to_first(it->it); }
+void store_it_last(struct store_it *it) { rocksdb_iter_seek_to_last(it->it); }
+bool store_it_valid(const struct store_it *it) { return rocksdb_iter_valid(it->it) != 0; }
+void store_it_next(struct store_it *it) { rocksdb_iter_next(it->it); }
+void store_it_prev(struct store_it *it) { rocksdb_iter_prev(it->it); }
+
+const uint8_t *store_it_key(const struct store_it *it, size_t *kl)
+{
+    return (const uint8_t *)rocksdb_iter_key(it->it, kl);
+}
+
+const uint8_t *store_it_value(const struct store_it *it, size_t *vl)
+{
+    return (const uint8_t *)rocksdb_iter_value(it->it, vl);
+}
+
+static uint64_t prop(struct store *s, int cf, const char *name)
+{
+    uint64_t v = 0;
+    if (rocksdb_property_int_cf(s->db, s->cf[cf], name, &v) != 0)
+        return 0;
+    return v;
+}
+
+uint64_t store_size_bytes(struct store *s)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < STORE_CF_COUNT; i++)
+        total += prop(s, i, "rocksdb.total-sst-files-size") +
+                 prop(s, i, "rocksdb.size-all-mem-tables");
+    return total;
+}
+
+void store_compact(struct store *s, int cf, const void *b, size_t bl, const void *e, size_t el)
+{
+    rocksdb_compact_range_cf(s->db, s->cf[cf], b, bl, e, el);
+}
+
+void store_log_key(uint8_t k[STORE_LOG_KEY_LEN], const uint8_t topic_id[16], int32_t partition,
+                   int64_t base_offset)
+{
+    memcpy(k, topic_id, 16);
+    kc_put_be32(k + 16, (uint32_t)partition);
+    kc_put_be64(k + 20, (uint64_t)base_offset);
+}
+
+void store_part_prefix(uint8_t k[STORE_PART_PREFIX_LEN], const uint8_t topic_id[16],
+                       int32_t partition)
+{
+    memcpy(k, topic_id, 16);
+    kc_put_be32(k + 16, (uint32_t)partition);
+}
