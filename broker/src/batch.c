@@ -170,3 +170,35 @@ void batch_set_leader_epoch(uint8_t *p, int32_t epoch)
 {
     kc_put_be32(p + BATCH_OFF_LEADER_EPOCH, (uint32_t)epoch);
 }
+
+/* Offset delta of the first record at or after ts in a stored, validated batch; -1 when
+ * the batch has none. Compressed batches are not opened: the batch's first record
+ * stands for all of it when maxTimestamp qualifies. */
+int32_t batch_offset_for_time(const uint8_t *p, size_t len, int64_t ts, int64_t *found_ts)
+{
+    struct batch_hdr h;
+    if (batch_parse_hdr(p, len, &h) != BATCH_OK || h.max_timestamp < ts)
+        return -1;
+    *found_ts = h.max_timestamp;
+    if ((h.attributes & BATCH_ATTR_COMPRESSION_MASK) != 0 ||
+        (h.attributes & BATCH_ATTR_TIMESTAMP_LOG_APPEND) != 0)
+        return 0;
+    kc_reader r;
+    kc_reader_init(&r, p + BATCH_HEADER_LEN, len - BATCH_HEADER_LEN);
+    for (int32_t i = 0; i < h.count; i++) {
+        int32_t n = kc_varint(&r);
+        const uint8_t *rec = kc_raw(&r, n > 0 ? (size_t)n : 0);
+        if (!kc_ok(&r) || n <= 0)
+            break;
+        kc_reader body;
+        kc_reader_init(&body, rec, (size_t)n);
+        kc_i8(&body);
+        int64_t t = h.first_timestamp + kc_varlong(&body);
+        int32_t delta = kc_varint(&body);
+        if (kc_ok(&body) && t >= ts) {
+            *found_ts = t;
+            return delta;
+        }
+    }
+    return 0;
+}

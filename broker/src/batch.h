@@ -73,6 +73,11 @@ int64_t batch_size(const uint8_t *p, size_t len);
  * and fill the batch. Fills *h on success. */
 int batch_validate(const uint8_t *p, size_t len, struct batch_hdr *h);
 
+/* Offset delta of the first record whose timestamp is >= ts in a stored batch (whose
+ * found timestamp goes to *found_ts), or -1 when no record qualifies. Compressed
+ * batches answer for their first record. */
+int32_t batch_offset_for_time(const uint8_t *p, size_t len, int64_t ts, int64_t *found_ts);
+
 /* Rewrites baseOffset in place. */
 void batch_set_base_offset(uint8_t *p, int64_t base_offset);
 /* Rewrites partitionLeaderEpoch in place (also outside the CRC). */

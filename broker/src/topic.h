@@ -25,6 +25,8 @@ struct topic_config {
     int64_t retention_bytes; /* per partition; -1: unbounded */
     int32_t max_message_bytes;
     int mode;                /* enum storage_mode */
+    bool flush_interval;     /* flush.policy=interval: acks=all does not wait for fsync */
+    int64_t flush_ms;
 };
 
 struct topic_kv {
@@ -115,6 +117,7 @@ void topics_free(struct topics *ts);
 /* Loads every topic record from the store. Returns 0 or -1. */
 int topics_load(struct topics *ts);
 size_t topics_count(const struct topics *ts);
+struct broker *topics_broker(const struct topics *ts);
 
 struct topic *topic_find(struct topics *ts, const char *name, size_t len);
 struct topic *topic_find_id(struct topics *ts, const uint8_t id[16]);
@@ -163,6 +166,9 @@ typedef void topic_list_fn(void *arg, struct topic *t);
 int topics_list(struct topics *ts, const char *prefix, const char *after, int limit,
                 topic_list_fn *fn, void *arg, bool *more);
 
+/* Calls fn for every topic in memory (metrics); O(topics), never on a request path. */
+void topics_foreach(struct topics *ts, topic_list_fn *fn, void *arg);
+
 /* Returns the runtime state of partition p, loading it on first use; NULL when p is out
  * of range or the store fails. */
 struct partition *topic_partition(struct topics *ts, struct topic *t, int32_t p);
@@ -188,6 +194,16 @@ int64_t plog_offset_for_time(struct topics *ts, struct partition *p, int64_t ts_
 /* Moves the log start forward to offset (DeleteRecords and retention). Returns a Kafka
  * error code. offset may equal hwm; -1 means hwm. */
 int plog_truncate_before(struct topics *ts, struct partition *p, int64_t offset);
+
+/* Finds where a truncation to offset cuts the log: the base offset of the first batch
+ * that survives (-1: none) and the bytes of the batches before it. Reads only through
+ * st, so the retention worker can call it off the loop. Returns 0 or -1. */
+struct store;
+int plog_cut_point(struct store *st, const struct partition *p, int64_t offset,
+                   int64_t *cut_base, int64_t *freed);
+/* Deletes the batches before cut_base and moves the log start to new_start. */
+int plog_apply_cut(struct topics *ts, struct partition *p, int64_t new_start, int64_t cut_base,
+                   int64_t freed);
 
 /* Called after an append so parked fetches can look again; implemented by fetch. */
 void fetch_wake_partition(struct broker *b, struct partition *p);

@@ -1,0 +1,38 @@
+/* broker.h: the broker context handed to every module. It holds configuration and the
+ * long-lived parts; there are no other globals. */
+#ifndef SLUICE_BROKER_H
+#define SLUICE_BROKER_H
+
+#include "config.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct ev_loop;
+struct store;
+struct topics;
+struct metrics;
+struct syncer;
+struct admin;
+struct server;
+struct fetcher;
+
+struct broker {
+    struct config cfg;
+    struct ev_loop *loop;
+    struct store *store;
+    struct topics *topics;
+    struct metrics *metrics;
+    struct syncer *syncer;
+    struct admin *admin;
+    struct server *server;
+    struct fetcher *fetcher;
+    char adv_host[256]; /* advertised host and port */
+    int adv_port;
+    bool ready;        /* serving: /readyz answers 200 */
+    bool draining;     /* SIGTERM seen */
+    int64_t next_producer_id; /* next id InitProducerId hands out */
+    int64_t producer_id_limit; /* end of the block reserved in the store */
+};
+
+#endif

@@ -1,0 +1,184 @@
+/* kapi_meta.c: Metadata and DescribeCluster. A single broker leads every partition. */
+#include "broker.h"
+#include "kafka.h"
+#include "log.h"
+#include "topic.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define AUTH_OPS_UNKNOWN INT32_MIN
+
+/* Writes the one broker this cluster has. */
+static void write_brokers(const struct kreq *req, kc_writer *w, bool with_rack)
+{
+    const struct broker *b = req->b;
+    kc_w_array(w, req->flexible, 1);
+    kc_w_i32(w, b->cfg.node_id);
+    kc_w_cstr(w, req->flexible, b->adv_host);
+    kc_w_i32(w, b->adv_port);
+    if (with_rack)
+        kc_w_string(w, req->flexible, NULL, -1); /* rack */
+    kc_w_tags(w, req->flexible);
+}
+
+static void write_partition(const struct kreq *req, kc_writer *w, int32_t id)
+{
+    int16_t v = req->api_version;
+    int32_t node = req->b->cfg.node_id;
+    kc_w_i16(w, KERR_NONE);
+    kc_w_i32(w, id);
+    kc_w_i32(w, node); /* leader_id */
+    if (v >= 7)
+        kc_w_i32(w, 0); /* leader_epoch */
+    for (int i = 0; i < 2; i++) { /* replica_nodes, isr_nodes */
+        kc_w_array(w, req->flexible, 1);
+        kc_w_i32(w, node);
+    }
+    if (v >= 5)
+        kc_w_array(w, req->flexible, 0); /* offline_replicas */
+    kc_w_tags(w, req->flexible);
+}
+
+/* One topics[] entry: t, or an error for a name (or id) that has no topic. */
+static void write_topic(const struct kreq *req, kc_writer *w, const struct topic *t, kc_str name,
+                        const uint8_t *id, int16_t err)
+{
+    static const uint8_t zero[16];
+    int16_t v = req->api_version;
+    kc_w_i16(w, err);
+    if (t)
+        kc_w_cstr(w, req->flexible, t->name);
+    else if (v >= 12 && name.len < 0)
+        kc_w_string(w, true, NULL, -1);
+    else
+        kc_w_string(w, req->flexible, name.p ? name.p : "", name.len < 0 ? 0 : name.len);
+    if (v >= 10)
+        kc_w_uuid(w, t ? t->id : (id ? id : zero));
+    if (v >= 1)
+        kc_w_bool(w, false); /* is_internal */
+    int32_t n = t ? t->partitions : 0;
+    kc_w_array(w, req->flexible, n);
+    for (int32_t i = 0; i < n; i++)
+        write_partition(req, w, i);
+    if (v >= 8)
+        kc_w_i32(w, AUTH_OPS_UNKNOWN);
+    kc_w_tags(w, req->flexible);
+}
+
+struct all_ctx {
+    const struct kreq *req;
+    kc_writer *w;
+    int32_t n;
+};
+
+static void write_one_of_all(void *arg, struct topic *t)
+{
+    struct all_ctx *a = arg;
+    static const kc_str none = {NULL, -1};
+    write_topic(a->req, a->w, t, none, NULL, KERR_NONE);
+    a->n++;
+}
+
+/* Looks up (and, when allowed, creates) one requested topic and writes its entry. */
+static void metadata_one(struct kreq *req, kc_writer *w, kc_str name, const uint8_t *id,
+                         bool allow_create)
+{
+    struct topics *ts = req->b->topics;
+    struct topic *t = NULL;
+    static const uint8_t zero[16];
+    if (name.len >= 0)
+        t = topic_find(ts, name.p, (size_t)name.len);
+    else if (id && memcmp(id, zero, 16) != 0)
+        t = topic_find_id(ts, id);
+    if (t || name.len < 0) {
+        write_topic(req, w, t, name, id, t ? KERR_NONE : KERR_UNKNOWN_TOPIC_ID);
+        return;
+    }
+    int16_t err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    if (topic_name_check(name.p, (size_t)name.len) != KERR_NONE) {
+        err = KERR_INVALID_TOPIC;
+    } else if (allow_create && req->b->cfg.auto_create_topics) {
+        char msg[256];
+        err = (int16_t)topic_create(ts, name.p, (size_t)name.len, req->b->cfg.default_partitions,
+                                    NULL, 0, false, &t, msg, sizeof msg);
+        if (err)
+            log_warn("auto-create of %.*s failed: %s", name.len, name.p, msg);
+    }
+    write_topic(req, w, err ? NULL : t, name, id, err);
+}
+
+int kapi_metadata(struct kreq *req, kc_writer *w)
+{
+    kc_reader *r = &req->r;
+    int16_t v = req->api_version;
+    bool fx = req->flexible;
+    int32_t n = kc_array(r, fx, fx ? 2 : 2);
+    size_t topics_at = r->off;
+    /* First pass: skip the request's topics to reach the flags after them. */
+    for (int32_t i = 0; i < n && kc_ok(r); i++) {
+        if (v >= 10)
+            kc_raw(r, 16);
+        kc_string(r, fx);
+        kc_skip_tags(r, fx);
+    }
+    bool allow_create = v >= 4 ? kc_bool(r) : true;
+    if (v >= 8 && v <= 10)
+        kc_bool(r); /* include_cluster_authorized_operations */
+    if (v >= 8)
+        kc_bool(r); /* include_topic_authorized_operations */
+    kc_skip_tags(r, fx);
+    if (!kc_ok(r))
+        return KAPI_EPARSE;
+    if (v >= 3)
+        kc_w_i32(w, 0); /* throttle_time_ms */
+    write_brokers(req, w, v >= 1);
+    if (v >= 2)
+        kc_w_cstr(w, fx, req->b->cfg.cluster_id);
+    if (v >= 1)
+        kc_w_i32(w, req->b->cfg.node_id); /* controller_id */
+    if (n < 0 || (n == 0 && v == 0)) {
+        /* every topic: the one request that is O(topics); the response ceiling bounds it */
+        kc_w_array(w, fx, (int32_t)topics_count(req->b->topics));
+        struct all_ctx a = {req, w, 0};
+        topics_foreach(req->b->topics, write_one_of_all, &a);
+    } else {
+        kc_reader tr = *r;
+        tr.off = topics_at;
+        kc_w_array(w, fx, n);
+        for (int32_t i = 0; i < n; i++) {
+            uint8_t id[16] = {0};
+            if (v >= 10)
+                kc_uuid(&tr, id);
+            kc_str name = kc_string(&tr, fx);
+            kc_skip_tags(&tr, fx);
+            metadata_one(req, w, name, v >= 10 ? id : NULL, allow_create);
+        }
+    }
+    if (v >= 8 && v <= 10)
+        kc_w_i32(w, AUTH_OPS_UNKNOWN);
+    kc_w_tags(w, fx);
+    return KAPI_DONE;
+}
+
+int kapi_describe_cluster(struct kreq *req, kc_writer *w)
+{
+    kc_reader *r = &req->r;
+    kc_bool(r); /* include_cluster_authorized_operations */
+    int8_t endpoint_type = req->api_version >= 1 ? kc_i8(r) : 1;
+    kc_skip_tags(r, true);
+    if (!kc_ok(r))
+        return KAPI_EPARSE;
+    kc_w_i32(w, 0); /* throttle_time_ms */
+    bool bad = endpoint_type != 1;
+    kc_w_i16(w, bad ? KERR_INVALID_REQUEST : KERR_NONE);
+    kc_w_cstr(w, true, bad ? "only broker endpoints are served" : NULL);
+    if (req->api_version >= 1)
+        kc_w_i8(w, endpoint_type);
+    kc_w_cstr(w, true, req->b->cfg.cluster_id);
+    kc_w_i32(w, req->b->cfg.node_id); /* controller_id */
+    write_brokers(req, w, true);
+    kc_w_i32(w, AUTH_OPS_UNKNOWN);
+    kc_w_tags(w, true);
+    return KAPI_DONE;
+}

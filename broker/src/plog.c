@@ -1,0 +1,469 @@
+/* plog.c: partition logs in persistent mode. A batch is stored under
+ * topic_id | partition | base_offset exactly as the client sent it, with baseOffset
+ * set by the broker. Per-partition state (log start, bytes, idempotent producers) sits
+ * in the pstate column family and is written in the same atomic batch as the records,
+ * so a crash can never separate them. */
+#include "batch.h"
+#include "broker.h"
+#include "log.h"
+#include "store.h"
+#include "topic.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { PSTATE_LOG = 0, PSTATE_PID = 1 };
+
+/* Writes the 21-byte pstate key prefix for p and type (a pid key adds 8 bytes). */
+static void pstate_key(uint8_t *k, const struct partition *p, int type)
+{
+    store_part_prefix(k, p->topic->id, p->id);
+    k[20] = (uint8_t)type;
+}
+
+/* Upper bound for iterating one partition's log: the prefix of the next partition. */
+static void part_bounds(const struct partition *p, uint8_t lo[20], uint8_t hi[20])
+{
+    store_part_prefix(lo, p->topic->id, p->id);
+    store_part_prefix(hi, p->topic->id, p->id);
+    kc_put_be32(hi + 16, (uint32_t)p->id + 1u);
+    if (p->id == INT32_MAX) /* never: partition counts are capped far below */
+        memset(hi + 16, 0xff, 4);
+}
+
+static struct store_it *log_iter(const struct partition *p, struct store *st)
+{
+    uint8_t lo[20], hi[20];
+    part_bounds(p, lo, hi);
+    return store_it_new(st, STORE_CF_LOG, lo, 20, hi, 20);
+}
+
+/* Next offset after the batch stored at the iterator. */
+static int64_t batch_end(const struct store_it *it)
+{
+    size_t kl, vl;
+    const uint8_t *k = store_it_key(it, &kl), *v = store_it_value(it, &vl);
+    if (kl != STORE_LOG_KEY_LEN || vl < BATCH_HEADER_LEN)
+        return -1;
+    int64_t base = (int64_t)kc_get_be64(k + 20);
+    return base + (int32_t)kc_get_be32(v + BATCH_OFF_LAST_DELTA) + 1;
+}
+
+static void pid_load(struct partition *p, const uint8_t *k, const uint8_t *v, size_t vl)
+{
+    if (vl != 18)
+        return;
+    struct pid_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return;
+    s->producer_id = (int64_t)kc_get_be64(k + 21);
+    s->epoch = (int16_t)kc_get_be16(v);
+    s->b[0].first_seq = (int32_t)kc_get_be32(v + 2);
+    s->b[0].last_seq = (int32_t)kc_get_be32(v + 6);
+    s->b[0].base_offset = (int64_t)kc_get_be64(v + 10);
+    s->n = 1;
+    s->next = p->pids;
+    p->pids = s;
+}
+
+static void pids_free(struct partition *p)
+{
+    for (struct pid_state *s = p->pids, *n; s; s = n) {
+        n = s->next;
+        free(s);
+    }
+    p->pids = NULL;
+}
+
+/* (Re)loads the idempotent producer states of p from the store. */
+static int pids_load(struct partition *p, struct store *st)
+{
+    uint8_t lo[21], hi[21];
+    pids_free(p);
+    pstate_key(lo, p, PSTATE_PID);
+    pstate_key(hi, p, PSTATE_PID + 1);
+    struct store_it *it = store_it_new(st, STORE_CF_PSTATE, lo, 21, hi, 21);
+    if (!it)
+        return -1;
+    for (store_it_first(it); store_it_valid(it); store_it_next(it)) {
+        size_t kl, l;
+        const uint8_t *key = store_it_key(it, &kl), *val = store_it_value(it, &l);
+        if (kl == 29)
+            pid_load(p, key, val, l);
+    }
+    store_it_free(it);
+    return 0;
+}
+
+/* Reads log start, byte count and producer states, then finds the log end from the
+ * last stored batch. */
+static int partition_load(struct topics *ts, struct partition *p, struct store *st)
+{
+    uint8_t k[29];
+    pstate_key(k, p, PSTATE_LOG);
+    size_t vl;
+    int err;
+    uint8_t *v = store_get(st, STORE_CF_PSTATE, k, 21, &vl, &err);
+    if (err)
+        return -1;
+    if (v && vl == 16) {
+        p->log_start = (int64_t)kc_get_be64(v);
+        p->bytes = (int64_t)kc_get_be64(v + 8);
+    }
+    free(v);
+    p->hwm = p->log_start;
+    struct store_it *it = log_iter(p, st);
+    if (!it)
+        return -1;
+    store_it_last(it);
+    if (store_it_valid(it) && batch_end(it) > p->hwm)
+        p->hwm = batch_end(it);
+    store_it_free(it);
+    return pids_load(p, st);
+}
+
+struct partition *topic_partition(struct topics *ts, struct topic *t, int32_t id)
+{
+    if (id < 0 || id >= t->partitions)
+        return NULL;
+    if (t->parts[id])
+        return t->parts[id];
+    struct partition *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->topic = t;
+    p->id = id;
+    if (partition_load(ts, p, topics_broker(ts)->store) < 0) {
+        free(p);
+        return NULL;
+    }
+    t->parts[id] = p;
+    return p;
+}
+
+/* ---- idempotent producers ---- */
+
+static struct pid_state *pid_find(struct partition *p, int64_t pid)
+{
+    for (struct pid_state *s = p->pids; s; s = s->next)
+        if (s->producer_id == pid)
+            return s;
+    return NULL;
+}
+
+static int32_t seq_add(int32_t seq, int32_t n)
+{
+    int64_t v = (int64_t)seq + n;
+    return (int32_t)(v > INT32_MAX ? v - INT32_MAX - 1 : v);
+}
+
+/* Applies Kafka's sequence rules to a batch from an idempotent producer. Returns
+ * KERR_NONE to append, KERR_DUPLICATE_SEQUENCE_NUMBER with *dup_offset set for a batch
+ * already in the log, or the error to answer. */
+static int pid_check(struct partition *p, const struct batch_hdr *h, int64_t *dup_offset)
+{
+    struct pid_state *s = pid_find(p, h->producer_id);
+    if (!s || h->producer_epoch > s->epoch)
+        return h->base_sequence == 0 ? KERR_NONE : KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+    if (h->producer_epoch < s->epoch)
+        return KERR_INVALID_PRODUCER_EPOCH;
+    int32_t last = seq_add(h->base_sequence, h->count - 1);
+    for (int i = 0; i < s->n; i++) {
+        if (s->b[i].first_seq == h->base_sequence && s->b[i].last_seq == last) {
+            *dup_offset = s->b[i].base_offset;
+            return KERR_DUPLICATE_SEQUENCE_NUMBER;
+        }
+    }
+    if (h->base_sequence != seq_add(s->b[s->n - 1].last_seq, 1))
+        return KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+    return KERR_NONE;
+}
+
+/* Records an appended batch in memory and in wb. */
+static int pid_record(struct partition *p, struct store_wb *wb, const struct batch_hdr *h,
+                      int64_t base)
+{
+    struct pid_state *s = pid_find(p, h->producer_id);
+    if (!s) {
+        if (!(s = calloc(1, sizeof *s)))
+            return -1;
+        s->producer_id = h->producer_id;
+        s->next = p->pids;
+        p->pids = s;
+    }
+    if (h->producer_epoch != s->epoch)
+        s->n = 0;
+    s->epoch = h->producer_epoch;
+    if (s->n == PID_BATCHES)
+        memmove(s->b, s->b + 1, (PID_BATCHES - 1) * sizeof s->b[0]);
+    else
+        s->n++;
+    struct pid_batch *nb = &s->b[s->n - 1];
+    *nb = (struct pid_batch){h->base_sequence, seq_add(h->base_sequence, h->count - 1), base};
+    uint8_t k[29], v[18];
+    pstate_key(k, p, PSTATE_PID);
+    kc_put_be64(k + 21, (uint64_t)h->producer_id);
+    v[0] = (uint8_t)((uint16_t)s->epoch >> 8);
+    v[1] = (uint8_t)s->epoch;
+    kc_put_be32(v + 2, (uint32_t)nb->first_seq);
+    kc_put_be32(v + 6, (uint32_t)nb->last_seq);
+    kc_put_be64(v + 10, (uint64_t)base);
+    store_wb_put(wb, STORE_CF_PSTATE, k, 29, v, 18);
+    return 0;
+}
+
+/* ---- append ---- */
+
+static int map_batch_error(int rc)
+{
+    switch (rc) {
+    case BATCH_EMAGIC:
+        return KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
+    case BATCH_ECOUNT:
+    case BATCH_ERECORD:
+        return KERR_INVALID_RECORD;
+    default:
+        return KERR_CORRUPT_MESSAGE;
+    }
+}
+
+/* Checks every batch in buf before anything is written. Returns a Kafka error. */
+static int validate_all(const struct partition *p, const uint8_t *buf, size_t len, int *nbatches,
+                        char *msg, size_t msglen)
+{
+    size_t off = 0;
+    *nbatches = 0;
+    if (len == 0) {
+        snprintf(msg, msglen, "empty record set");
+        return KERR_CORRUPT_MESSAGE;
+    }
+    while (off < len) {
+        int64_t sz = batch_size(buf + off, len - off);
+        struct batch_hdr h;
+        if (sz < 0 || (uint64_t)sz > len - off) {
+            snprintf(msg, msglen, "truncated record batch at byte %zu", off);
+            return KERR_CORRUPT_MESSAGE;
+        }
+        int rc = batch_validate(buf + off, (size_t)sz, &h);
+        if (rc != BATCH_OK) {
+            snprintf(msg, msglen, "invalid record batch at byte %zu (%d)", off, rc);
+            return map_batch_error(rc);
+        }
+        if (sz > p->topic->cfg.max_message_bytes) {
+            snprintf(msg, msglen, "batch of %lld bytes is over max.message.bytes %d",
+                     (long long)sz, p->topic->cfg.max_message_bytes);
+            return KERR_MESSAGE_TOO_LARGE;
+        }
+        if (h.attributes & (BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL)) {
+            snprintf(msg, msglen, "transactional batches are not supported");
+            return KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
+        }
+        off += (size_t)sz;
+        (*nbatches)++;
+    }
+    return KERR_NONE;
+}
+
+static void put_log_state(struct partition *p, struct store_wb *wb)
+{
+    uint8_t k[29], v[16];
+    pstate_key(k, p, PSTATE_LOG);
+    kc_put_be64(v, (uint64_t)p->log_start);
+    kc_put_be64(v + 8, (uint64_t)p->bytes);
+    store_wb_put(wb, STORE_CF_PSTATE, k, 21, v, 16);
+}
+
+/* Adds one validated batch to wb at the log end. */
+static int append_one(struct partition *p, struct store_wb *wb, uint8_t *batch, size_t sz,
+                      const struct batch_hdr *h)
+{
+    int64_t base = p->hwm;
+    uint8_t key[STORE_LOG_KEY_LEN];
+    batch_set_base_offset(batch, base);
+    batch_set_leader_epoch(batch, 0);
+    store_log_key(key, p->topic->id, p->id, base);
+    store_wb_put(wb, STORE_CF_LOG, key, sizeof key, batch, sz);
+    if (h->producer_id >= 0 && pid_record(p, wb, h, base) < 0)
+        return -1;
+    p->hwm += h->count;
+    p->bytes += (int64_t)sz;
+    p->topic->msgs_in += (uint64_t)h->count;
+    return 0;
+}
+
+int plog_append(struct topics *ts, struct partition *p, uint8_t *buf, size_t len,
+                int64_t *base_offset, char *msg, size_t msglen)
+{
+    int nb, rc = validate_all(p, buf, len, &nb, msg, msglen);
+    if (rc)
+        return rc;
+    struct broker *b = topics_broker(ts);
+    struct store_wb *wb = store_wb_new(b->store);
+    if (!wb)
+        return KERR_UNKNOWN_SERVER;
+    int64_t first = -1, hwm0 = p->hwm, bytes0 = p->bytes;
+    for (size_t off = 0; off < len && rc == KERR_NONE;) {
+        size_t sz = (size_t)batch_size(buf + off, len - off);
+        struct batch_hdr h;
+        batch_parse_hdr(buf + off, sz, &h);
+        int64_t dup = -1;
+        int pc = h.producer_id >= 0 ? pid_check(p, &h, &dup) : KERR_NONE;
+        if (pc == KERR_DUPLICATE_SEQUENCE_NUMBER) {
+            if (first < 0)
+                first = dup;
+        } else if (pc != KERR_NONE) {
+            rc = pc;
+            snprintf(msg, msglen, "producer %lld epoch %d sequence %d rejected",
+                     (long long)h.producer_id, h.producer_epoch, h.base_sequence);
+        } else {
+            if (first < 0)
+                first = p->hwm;
+            if (append_one(p, wb, buf + off, sz, &h) < 0)
+                rc = KERR_UNKNOWN_SERVER;
+        }
+        off += sz;
+    }
+    if (rc == KERR_NONE && p->hwm != hwm0) {
+        put_log_state(p, wb);
+        if (store_write(b->store, wb, 0) < 0)
+            rc = KERR_UNKNOWN_SERVER;
+    }
+    store_wb_free(wb);
+    if (rc != KERR_NONE) {
+        /* nothing was written: forget the in-memory advance, producer states too */
+        p->hwm = hwm0;
+        p->bytes = bytes0;
+        pids_load(p, b->store);
+        return rc;
+    }
+    p->topic->bytes_in += len;
+    p->appends++;
+    *base_offset = first;
+    if (p->hwm != hwm0)
+        fetch_wake_partition(b, p);
+    return KERR_NONE;
+}
+
+/* ---- read ---- */
+
+/* Positions it at the batch holding offset, or the first batch after it. */
+static void seek_offset(struct store_it *it, const struct partition *p, int64_t offset)
+{
+    uint8_t key[STORE_LOG_KEY_LEN];
+    store_log_key(key, p->topic->id, p->id, offset);
+    store_it_seek_for_prev(it, key, sizeof key);
+    if (!store_it_valid(it))
+        store_it_seek(it, key, sizeof key);
+    else if (batch_end(it) <= offset)
+        store_it_next(it);
+}
+
+int plog_read(struct topics *ts, struct partition *p, int64_t offset, int64_t max_bytes,
+              bool must_return_one, struct kc_writer *w, int64_t *copied)
+{
+    *copied = 0;
+    if (offset < p->log_start || offset > p->hwm)
+        return KERR_OFFSET_OUT_OF_RANGE;
+    if (offset == p->hwm)
+        return KERR_NONE;
+    struct store_it *it = log_iter(p, topics_broker(ts)->store);
+    if (!it)
+        return KERR_UNKNOWN_SERVER;
+    for (seek_offset(it, p, offset); store_it_valid(it); store_it_next(it)) {
+        size_t vl;
+        const uint8_t *v = store_it_value(it, &vl);
+        if ((int64_t)vl + *copied > max_bytes && (*copied > 0 || !must_return_one))
+            break;
+        kc_w_raw(w, v, vl);
+        *copied += (int64_t)vl;
+    }
+    store_it_free(it);
+    p->topic->bytes_out += (uint64_t)*copied;
+    return w->err ? KERR_UNKNOWN_SERVER : KERR_NONE;
+}
+
+int64_t plog_offset_for_time(struct topics *ts, struct partition *p, int64_t ts_ms,
+                             int64_t *found_ts)
+{
+    struct store_it *it = log_iter(p, topics_broker(ts)->store);
+    int64_t result = -1;
+    if (!it)
+        return -1;
+    for (seek_offset(it, p, p->log_start); store_it_valid(it); store_it_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = store_it_key(it, &kl), *v = store_it_value(it, &vl);
+        int32_t d = batch_offset_for_time(v, vl, ts_ms, found_ts);
+        if (d >= 0) {
+            result = (int64_t)kc_get_be64(k + 20) + d;
+            break;
+        }
+    }
+    store_it_free(it);
+    return result < p->log_start && result >= 0 ? p->log_start : result;
+}
+
+/* ---- truncation from the front ---- */
+
+int plog_cut_point(struct store *st, const struct partition *p, int64_t offset,
+                   int64_t *cut_base, int64_t *freed)
+{
+    struct store_it *it = log_iter(p, st);
+    *cut_base = -1;
+    *freed = 0;
+    if (!it)
+        return -1;
+    for (store_it_first(it); store_it_valid(it); store_it_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = store_it_key(it, &kl);
+        store_it_value(it, &vl);
+        if (batch_end(it) > offset) {
+            *cut_base = (int64_t)kc_get_be64(k + 20);
+            break;
+        }
+        *freed += (int64_t)vl;
+    }
+    store_it_free(it);
+    return 0;
+}
+
+int plog_apply_cut(struct topics *ts, struct partition *p, int64_t new_start, int64_t cut_base,
+                   int64_t freed)
+{
+    struct broker *b = topics_broker(ts);
+    struct store_wb *wb = store_wb_new(b->store);
+    if (!wb)
+        return KERR_UNKNOWN_SERVER;
+    uint8_t lo[STORE_LOG_KEY_LEN], hi[STORE_LOG_KEY_LEN];
+    store_log_key(lo, p->topic->id, p->id, 0);
+    store_log_key(hi, p->topic->id, p->id, cut_base < 0 ? p->hwm : cut_base);
+    store_wb_del_range(wb, STORE_CF_LOG, lo, sizeof lo, hi, sizeof hi);
+    int64_t old_start = p->log_start, old_bytes = p->bytes;
+    p->log_start = new_start;
+    p->bytes = p->bytes > freed ? p->bytes - freed : 0;
+    put_log_state(p, wb);
+    int rc = store_write(b->store, wb, 0);
+    store_wb_free(wb);
+    if (rc < 0) {
+        p->log_start = old_start;
+        p->bytes = old_bytes;
+        return KERR_UNKNOWN_SERVER;
+    }
+    log_debug("%s-%d: log start %lld -> %lld", p->topic->name, p->id, (long long)old_start,
+              (long long)new_start);
+    return KERR_NONE;
+}
+
+int plog_truncate_before(struct topics *ts, struct partition *p, int64_t offset)
+{
+    if (offset == -1)
+        offset = p->hwm;
+    if (offset < 0 || offset > p->hwm)
+        return KERR_OFFSET_OUT_OF_RANGE;
+    if (offset <= p->log_start)
+        return KERR_NONE;
+    int64_t cut_base, freed;
+    if (plog_cut_point(topics_broker(ts)->store, p, offset, &cut_base, &freed) < 0)
+        return KERR_UNKNOWN_SERVER;
+    return plog_apply_cut(ts, p, offset, cut_base, freed);
+}

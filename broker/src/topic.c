@@ -1,0 +1,725 @@
+/* topic.c: the topic registry. Topics live in the store's topics column family as small
+ * JSON records keyed by name; in memory each topic is an entry in two hash tables (by
+ * name and by topic id). Configs are kept as the strings the user set, and the typed
+ * fields the broker acts on are derived from them. */
+#include "topic.h"
+
+#include "broker.h"
+#include "ev.h"
+#include "log.h"
+#include "store.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+struct topics {
+    struct broker *b;
+    struct topic **by_name, **by_id;
+    size_t nbuckets, count;
+};
+
+/* ---- hashing ---- */
+
+static uint64_t hash_bytes(const void *p, size_t n)
+{
+    const uint8_t *s = p;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 1099511628211ULL;
+    return h;
+}
+
+static size_t name_bucket(const struct topics *ts, const char *name, size_t len)
+{
+    return hash_bytes(name, len) & (ts->nbuckets - 1);
+}
+
+static size_t id_bucket(const struct topics *ts, const uint8_t id[16])
+{
+    return hash_bytes(id, 16) & (ts->nbuckets - 1);
+}
+
+static void link_topic(struct topics *ts, struct topic *t)
+{
+    size_t a = name_bucket(ts, t->name, strlen(t->name)), i = id_bucket(ts, t->id);
+    t->next_name = ts->by_name[a];
+    ts->by_name[a] = t;
+    t->next_id = ts->by_id[i];
+    ts->by_id[i] = t;
+}
+
+/* Doubles the tables when the load passes one entry per bucket. */
+static int grow(struct topics *ts)
+{
+    size_t n = ts->nbuckets * 2;
+    struct topic **a = calloc(n, sizeof *a), **b = calloc(n, sizeof *b);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return -1;
+    }
+    struct topic **old = ts->by_name;
+    size_t oldn = ts->nbuckets;
+    free(ts->by_id);
+    ts->by_name = a;
+    ts->by_id = b;
+    ts->nbuckets = n;
+    for (size_t i = 0; i < oldn; i++) {
+        for (struct topic *t = old[i], *next; t; t = next) {
+            next = t->next_name;
+            link_topic(ts, t);
+        }
+    }
+    free(old);
+    return 0;
+}
+
+static void unlink_topic(struct topics *ts, struct topic *t)
+{
+    struct topic **pp = &ts->by_name[name_bucket(ts, t->name, strlen(t->name))];
+    while (*pp && *pp != t)
+        pp = &(*pp)->next_name;
+    if (*pp)
+        *pp = t->next_name;
+    pp = &ts->by_id[id_bucket(ts, t->id)];
+    while (*pp && *pp != t)
+        pp = &(*pp)->next_id;
+    if (*pp)
+        *pp = t->next_id;
+}
+
+struct topics *topics_new(struct broker *b)
+{
+    struct topics *ts = calloc(1, sizeof *ts);
+    if (!ts)
+        return NULL;
+    ts->b = b;
+    ts->nbuckets = 1024;
+    ts->by_name = calloc(ts->nbuckets, sizeof *ts->by_name);
+    ts->by_id = calloc(ts->nbuckets, sizeof *ts->by_id);
+    if (!ts->by_name || !ts->by_id) {
+        topics_free(ts);
+        return NULL;
+    }
+    return ts;
+}
+
+static void partition_free(struct partition *p)
+{
+    if (!p)
+        return;
+    for (struct pid_state *s = p->pids, *n; s; s = n) {
+        n = s->next;
+        free(s);
+    }
+    free(p);
+}
+
+static void topic_free(struct topic *t)
+{
+    if (!t)
+        return;
+    if (t->parts)
+        for (int32_t i = 0; i < t->partitions; i++)
+            partition_free(t->parts[i]);
+    free(t->parts);
+    for (int i = 0; i < t->nkv; i++) {
+        free(t->kv[i].key);
+        free(t->kv[i].value);
+    }
+    free(t->kv);
+    free(t->name);
+    free(t);
+}
+
+void topics_free(struct topics *ts)
+{
+    if (!ts)
+        return;
+    for (size_t i = 0; i < ts->nbuckets && ts->by_name; i++) {
+        for (struct topic *t = ts->by_name[i], *n; t; t = n) {
+            n = t->next_name;
+            topic_free(t);
+        }
+    }
+    free(ts->by_name);
+    free(ts->by_id);
+    free(ts);
+}
+
+size_t topics_count(const struct topics *ts) { return ts->count; }
+struct broker *topics_broker(const struct topics *ts) { return ts->b; }
+
+struct topic *topic_find(struct topics *ts, const char *name, size_t len)
+{
+    for (struct topic *t = ts->by_name[name_bucket(ts, name, len)]; t; t = t->next_name)
+        if (strlen(t->name) == len && memcmp(t->name, name, len) == 0)
+            return t;
+    return NULL;
+}
+
+struct topic *topic_find_id(struct topics *ts, const uint8_t id[16])
+{
+    for (struct topic *t = ts->by_id[id_bucket(ts, id)]; t; t = t->next_id)
+        if (memcmp(t->id, id, 16) == 0)
+            return t;
+    return NULL;
+}
+
+void topics_foreach(struct topics *ts, topic_list_fn *fn, void *arg)
+{
+    for (size_t i = 0; i < ts->nbuckets; i++)
+        for (struct topic *t = ts->by_name[i]; t; t = t->next_name)
+            fn(arg, t);
+}
+
+int topic_name_check(const char *name, size_t len)
+{
+    if (len == 0 || len > TOPIC_NAME_MAX)
+        return KERR_INVALID_TOPIC;
+    if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
+        return KERR_INVALID_TOPIC;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return KERR_INVALID_TOPIC;
+    }
+    return KERR_NONE;
+}
+
+/* ---- configs ---- */
+
+enum cfg_type { CT_LONG, CT_INT, CT_STRING };
+
+struct cfgdef {
+    const char *key;
+    enum cfg_type type;
+    int64_t min;
+    const char *const *choices; /* allowed strings, NULL-terminated */
+    bool fixed;                 /* cannot change after creation */
+};
+
+static const char *const mode_names[] = {"memory", "hybrid", "persistent", "tiered", NULL};
+static const char *const cleanup_choices[] = {"delete", NULL};
+static const char *const flush_choices[] = {"batch", "interval", NULL};
+static const char *const ts_type_choices[] = {"CreateTime", NULL};
+static const char *const compression_choices[] = {"producer", NULL};
+/* Modes this build can serve; the others are refused with a clear message. */
+static const bool mode_available[] = {false, false, true, false};
+
+static const struct cfgdef cfgdefs[] = {
+    {"cleanup.policy", CT_STRING, 0, cleanup_choices, false},
+    {"compression.type", CT_STRING, 0, compression_choices, false},
+    {"flush.ms", CT_LONG, 0, NULL, false},
+    {"flush.policy", CT_STRING, 0, flush_choices, false},
+    {"max.message.bytes", CT_INT, 0, NULL, false},
+    {"message.timestamp.type", CT_STRING, 0, ts_type_choices, false},
+    {"min.insync.replicas", CT_INT, 1, NULL, false},
+    {"retention.bytes", CT_LONG, -1, NULL, false},
+    {"retention.ms", CT_LONG, -1, NULL, false},
+    {"segment.bytes", CT_INT, 14, NULL, false},
+    {"segment.ms", CT_LONG, 1, NULL, false},
+    {"storage.mode", CT_STRING, 0, mode_names, true},
+};
+#define NCFGDEFS (sizeof cfgdefs / sizeof cfgdefs[0])
+
+const char *topic_mode_name(int mode)
+{
+    return mode >= 0 && mode <= MODE_TIERED ? mode_names[mode] : "unknown";
+}
+
+int topic_mode_parse(const char *s, size_t len)
+{
+    for (int i = 0; mode_names[i]; i++)
+        if (strlen(mode_names[i]) == len && memcmp(mode_names[i], s, len) == 0)
+            return i;
+    return -1;
+}
+
+static const struct cfgdef *cfg_find(const char *key, size_t len)
+{
+    for (size_t i = 0; i < NCFGDEFS; i++)
+        if (strlen(cfgdefs[i].key) == len && memcmp(cfgdefs[i].key, key, len) == 0)
+            return &cfgdefs[i];
+    return NULL;
+}
+
+/* Parses a decimal integer that fills exactly len bytes. */
+static int parse_i64(const char *s, size_t len, int64_t *out)
+{
+    char buf[32];
+    if (len == 0 || len >= sizeof buf)
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Checks one value against its definition; writes a reason into msg. */
+static int cfg_check(const struct cfgdef *d, const char *v, size_t vl, char *msg, size_t msglen)
+{
+    int64_t x;
+    if (d->type != CT_STRING) {
+        if (parse_i64(v, vl, &x) < 0 || x < d->min || (d->type == CT_INT && x > INT32_MAX)) {
+            snprintf(msg, msglen, "invalid value '%.*s' for %s", (int)vl, v, d->key);
+            return KERR_INVALID_CONFIG;
+        }
+        return KERR_NONE;
+    }
+    for (int i = 0; d->choices[i]; i++)
+        if (strlen(d->choices[i]) == vl && memcmp(d->choices[i], v, vl) == 0) {
+            if (d->choices == mode_names && !mode_available[i]) {
+                snprintf(msg, msglen, "storage.mode %s is not available in this build", v);
+                return KERR_INVALID_CONFIG;
+            }
+            return KERR_NONE;
+        }
+    snprintf(msg, msglen, "invalid value '%.*s' for %s", (int)vl, v, d->key);
+    return KERR_INVALID_CONFIG;
+}
+
+static const char *kv_get(const struct topic *t, const char *key)
+{
+    for (int i = 0; i < t->nkv; i++)
+        if (strcmp(t->kv[i].key, key) == 0)
+            return t->kv[i].value;
+    return NULL;
+}
+
+static int64_t kv_long(const struct topic *t, const char *key, int64_t dflt)
+{
+    const char *v = kv_get(t, key);
+    int64_t x;
+    return v && parse_i64(v, strlen(v), &x) == 0 ? x : dflt;
+}
+
+/* Derives the typed config from the strings and the broker defaults. */
+static void cfg_recompute(struct topics *ts, struct topic *t)
+{
+    const struct config *c = &ts->b->cfg;
+    t->cfg.retention_ms = kv_long(t, "retention.ms", c->default_retention_ms);
+    t->cfg.retention_bytes = kv_long(t, "retention.bytes", c->default_retention_bytes);
+    t->cfg.max_message_bytes =
+        (int32_t)kv_long(t, "max.message.bytes", c->default_max_message_bytes);
+    const char *m = kv_get(t, "storage.mode");
+    t->cfg.mode = m ? topic_mode_parse(m, strlen(m)) : MODE_PERSISTENT;
+    const char *f = kv_get(t, "flush.policy");
+    t->cfg.flush_interval = f && strcmp(f, "interval") == 0;
+    t->cfg.flush_ms = kv_long(t, "flush.ms", 1000);
+}
+
+static int kv_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct topic_kv *)a)->key, ((const struct topic_kv *)b)->key);
+}
+
+/* Sets (value != NULL) or removes one key in a kv array; returns 0 or -1 (OOM). */
+static int kv_set(struct topic_kv **kv, int *n, const char *key, size_t kl, const char *value,
+                  size_t vl)
+{
+    for (int i = 0; i < *n; i++) {
+        if (strlen((*kv)[i].key) != kl || memcmp((*kv)[i].key, key, kl) != 0)
+            continue;
+        free((*kv)[i].value);
+        if (!value) {
+            free((*kv)[i].key);
+            (*kv)[i] = (*kv)[--*n];
+            return 0;
+        }
+        return ((*kv)[i].value = strndup(value, vl)) ? 0 : -1;
+    }
+    if (!value)
+        return 0;
+    struct topic_kv *nk = realloc(*kv, (size_t)(*n + 1) * sizeof *nk);
+    if (!nk)
+        return -1;
+    *kv = nk;
+    nk[*n].key = strndup(key, kl);
+    nk[*n].value = strndup(value, vl);
+    if (!nk[*n].key || !nk[*n].value) {
+        free(nk[*n].key);
+        free(nk[*n].value);
+        return -1;
+    }
+    (*n)++;
+    return 0;
+}
+
+static void kv_free(struct topic_kv *kv, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(kv[i].key);
+        free(kv[i].value);
+    }
+    free(kv);
+}
+
+/* Validates a list of changes. A fixed key may be named only with its current value
+ * (existing topic) or at creation (t == NULL). */
+static int cfg_validate(const struct topic *t, const struct topic_cfg_change *ch, int n,
+                        char *msg, size_t msglen)
+{
+    for (int i = 0; i < n; i++) {
+        const struct cfgdef *d = cfg_find(ch[i].key, ch[i].key_len);
+        if (!d) {
+            snprintf(msg, msglen, "unknown topic config '%.*s'", (int)ch[i].key_len, ch[i].key);
+            return KERR_INVALID_CONFIG;
+        }
+        if (ch[i].value) {
+            int rc = cfg_check(d, ch[i].value, ch[i].value_len, msg, msglen);
+            if (rc)
+                return rc;
+        }
+        if (t && d->fixed) {
+            const char *cur = kv_get(t, d->key);
+            if (!cur)
+                cur = "persistent";
+            if (!ch[i].value || strlen(cur) != ch[i].value_len ||
+                memcmp(cur, ch[i].value, ch[i].value_len) != 0) {
+                snprintf(msg, msglen, "%s cannot change after the topic is created", d->key);
+                return KERR_INVALID_CONFIG;
+            }
+        }
+    }
+    return KERR_NONE;
+}
+
+void topic_config_describe(struct topics *ts, const struct topic *t, topic_config_fn *fn,
+                           void *arg)
+{
+    char buf[32];
+    for (size_t i = 0; i < NCFGDEFS; i++) {
+        const struct cfgdef *d = &cfgdefs[i];
+        const char *v = kv_get(t, d->key);
+        if (v) {
+            fn(arg, d->key, v, false, d->fixed);
+            continue;
+        }
+        if (!strcmp(d->key, "retention.ms"))
+            snprintf(buf, sizeof buf, "%lld", (long long)ts->b->cfg.default_retention_ms);
+        else if (!strcmp(d->key, "retention.bytes"))
+            snprintf(buf, sizeof buf, "%lld", (long long)ts->b->cfg.default_retention_bytes);
+        else if (!strcmp(d->key, "max.message.bytes"))
+            snprintf(buf, sizeof buf, "%d", ts->b->cfg.default_max_message_bytes);
+        else if (!strcmp(d->key, "storage.mode"))
+            snprintf(buf, sizeof buf, "persistent");
+        else if (!strcmp(d->key, "flush.ms"))
+            snprintf(buf, sizeof buf, "1000");
+        else if (!strcmp(d->key, "flush.policy"))
+            snprintf(buf, sizeof buf, "batch");
+        else if (!strcmp(d->key, "min.insync.replicas"))
+            snprintf(buf, sizeof buf, "1");
+        else if (!strcmp(d->key, "segment.bytes"))
+            snprintf(buf, sizeof buf, "1073741824");
+        else if (!strcmp(d->key, "segment.ms"))
+            snprintf(buf, sizeof buf, "604800000");
+        else
+            snprintf(buf, sizeof buf, "%s", d->choices ? d->choices[0] : "");
+        fn(arg, d->key, buf, true, d->fixed);
+    }
+}
+
+/* ---- persistence ---- */
+
+static void id_hex(const uint8_t id[16], char out[33])
+{
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+static int hex_id(const char *s, uint8_t id[16])
+{
+    if (!s || strlen(s) != 32)
+        return -1;
+    for (int i = 0; i < 16; i++) {
+        unsigned v;
+        if (sscanf(s + 2 * i, "%2x", &v) != 1)
+            return -1;
+        id[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+/* Writes the topic's record. Returns 0 or -1. */
+static int topic_save(struct topics *ts, const struct topic *t)
+{
+    cJSON *o = cJSON_CreateObject(), *cfg = cJSON_AddObjectToObject(o, "config");
+    char hex[33];
+    id_hex(t->id, hex);
+    cJSON_AddStringToObject(o, "id", hex);
+    cJSON_AddNumberToObject(o, "partitions", t->partitions);
+    cJSON_AddNumberToObject(o, "created_ms", (double)t->created_ms);
+    for (int i = 0; i < t->nkv; i++)
+        cJSON_AddStringToObject(cfg, t->kv[i].key, t->kv[i].value);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!s)
+        return -1;
+    int rc = store_put(ts->b->store, STORE_CF_TOPICS, t->name, strlen(t->name), s, strlen(s));
+    free(s);
+    return rc;
+}
+
+/* Builds a topic from its stored record; NULL if the record is corrupt. */
+static struct topic *topic_from_record(struct topics *ts, const char *name, size_t nl,
+                                       const char *v, size_t vl)
+{
+    cJSON *o = cJSON_ParseWithLength(v, vl);
+    struct topic *t = calloc(1, sizeof *t);
+    if (!o || !t)
+        goto bad;
+    t->name = strndup(name, nl);
+    cJSON *parts = cJSON_GetObjectItem(o, "partitions"), *cfg = cJSON_GetObjectItem(o, "config");
+    cJSON *created = cJSON_GetObjectItem(o, "created_ms");
+    if (!t->name || hex_id(cJSON_GetStringValue(cJSON_GetObjectItem(o, "id")), t->id) < 0 ||
+        !cJSON_IsNumber(parts) || parts->valuedouble < 1 ||
+        parts->valuedouble > TOPIC_MAX_PARTITIONS)
+        goto bad;
+    t->partitions = (int32_t)parts->valuedouble;
+    t->created_ms = cJSON_IsNumber(created) ? (int64_t)created->valuedouble : 0;
+    cJSON *it;
+    cJSON_ArrayForEach(it, cfg)
+    {
+        const char *s = cJSON_GetStringValue(it);
+        if (s && kv_set(&t->kv, &t->nkv, it->string, strlen(it->string), s, strlen(s)) < 0)
+            goto bad;
+    }
+    qsort(t->kv, (size_t)t->nkv, sizeof *t->kv, kv_cmp);
+    cfg_recompute(ts, t);
+    cJSON_Delete(o);
+    return t;
+bad:
+    log_error("corrupt topic record for '%.*s'", (int)nl, name);
+    cJSON_Delete(o);
+    topic_free(t);
+    return NULL;
+}
+
+static int topic_insert(struct topics *ts, struct topic *t)
+{
+    if (ts->count >= ts->nbuckets && grow(ts) < 0)
+        return -1;
+    t->parts = calloc((size_t)t->partitions, sizeof *t->parts);
+    if (!t->parts)
+        return -1;
+    link_topic(ts, t);
+    ts->count++;
+    return 0;
+}
+
+int topics_load(struct topics *ts)
+{
+    struct store_it *it = store_it_new(ts->b->store, STORE_CF_TOPICS, NULL, 0, NULL, 0);
+    if (!it)
+        return -1;
+    for (store_it_first(it); store_it_valid(it); store_it_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = store_it_key(it, &kl), *v = store_it_value(it, &vl);
+        struct topic *t = topic_from_record(ts, (const char *)k, kl, (const char *)v, vl);
+        if (t && topic_insert(ts, t) < 0) {
+            topic_free(t);
+            store_it_free(it);
+            return -1;
+        }
+    }
+    store_it_free(it);
+    log_info("loaded %zu topics", ts->count);
+    return 0;
+}
+
+int topics_list(struct topics *ts, const char *prefix, const char *after, int limit,
+                topic_list_fn *fn, void *arg, bool *more)
+{
+    size_t pl = prefix ? strlen(prefix) : 0;
+    struct store_it *it = store_it_new(ts->b->store, STORE_CF_TOPICS, NULL, 0, NULL, 0);
+    int n = 0;
+    *more = false;
+    if (!it)
+        return -1;
+    if (after && *after && (!prefix || strcmp(after, prefix) >= 0)) {
+        store_it_seek(it, after, strlen(after));
+        if (store_it_valid(it)) {
+            size_t kl;
+            const uint8_t *k = store_it_key(it, &kl);
+            if (kl == strlen(after) && memcmp(k, after, kl) == 0)
+                store_it_next(it);
+        }
+    } else {
+        store_it_seek(it, prefix ? prefix : "", pl);
+    }
+    for (; store_it_valid(it); store_it_next(it)) {
+        size_t kl;
+        const uint8_t *k = store_it_key(it, &kl);
+        if (kl < pl || memcmp(k, prefix, pl) != 0)
+            break;
+        if (n == limit) {
+            *more = true;
+            break;
+        }
+        struct topic *t = topic_find(ts, (const char *)k, kl);
+        if (t) {
+            fn(arg, t);
+            n++;
+        }
+    }
+    store_it_free(it);
+    return n;
+}
+
+/* ---- create, delete, alter ---- */
+
+int topic_create(struct topics *ts, const char *name, size_t len, int32_t partitions,
+                 const struct topic_cfg_change *cfg, int ncfg, bool validate_only,
+                 struct topic **out, char *msg, size_t msglen)
+{
+    msg[0] = 0;
+    if (topic_name_check(name, len) != KERR_NONE) {
+        snprintf(msg, msglen, "illegal topic name: 1 to %d of [a-zA-Z0-9._-], not '.' or '..'",
+                 TOPIC_NAME_MAX);
+        return KERR_INVALID_TOPIC;
+    }
+    if (topic_find(ts, name, len)) {
+        snprintf(msg, msglen, "topic '%.*s' already exists", (int)len, name);
+        return KERR_TOPIC_ALREADY_EXISTS;
+    }
+    if (partitions < 1 || partitions > TOPIC_MAX_PARTITIONS) {
+        snprintf(msg, msglen, "partitions must be between 1 and %d", TOPIC_MAX_PARTITIONS);
+        return KERR_INVALID_PARTITIONS;
+    }
+    int rc = cfg_validate(NULL, cfg, ncfg, msg, msglen);
+    if (rc || validate_only)
+        return rc;
+    struct topic *t = calloc(1, sizeof *t);
+    if (!t || !(t->name = strndup(name, len)))
+        goto oom;
+    t->partitions = partitions;
+    t->created_ms = ev_wall_ms();
+    if (getrandom(t->id, 16, 0) != 16)
+        goto oom;
+    t->id[6] = (uint8_t)((t->id[6] & 0x0f) | 0x40); /* UUID v4 */
+    t->id[8] = (uint8_t)((t->id[8] & 0x3f) | 0x80);
+    for (int i = 0; i < ncfg; i++)
+        if (kv_set(&t->kv, &t->nkv, cfg[i].key, cfg[i].key_len, cfg[i].value,
+                   cfg[i].value_len) < 0)
+            goto oom;
+    qsort(t->kv, (size_t)t->nkv, sizeof *t->kv, kv_cmp);
+    cfg_recompute(ts, t);
+    if (topic_save(ts, t) < 0 || topic_insert(ts, t) < 0)
+        goto oom;
+    log_info("created topic %s with %d partitions", t->name, partitions);
+    if (out)
+        *out = t;
+    return KERR_NONE;
+oom:
+    topic_free(t);
+    snprintf(msg, msglen, "could not create the topic (out of memory or storage error)");
+    return KERR_UNKNOWN_SERVER;
+}
+
+/* Deletes everything stored under the topic id: its log and partition state. */
+static int topic_erase_data(struct topics *ts, const struct topic *t)
+{
+    uint8_t lo[16], hi[17];
+    memcpy(lo, t->id, 16);
+    memcpy(hi, t->id, 16);
+    hi[16] = 0xff; /* every key under the id is 16 bytes of id then more */
+    struct store_wb *wb = store_wb_new(ts->b->store);
+    if (!wb)
+        return -1;
+    store_wb_del_range(wb, STORE_CF_LOG, lo, 16, hi, 17);
+    store_wb_del_range(wb, STORE_CF_PSTATE, lo, 16, hi, 17);
+    store_wb_del(wb, STORE_CF_TOPICS, t->name, strlen(t->name));
+    int rc = store_write(ts->b->store, wb, 0);
+    store_wb_free(wb);
+    return rc;
+}
+
+int topic_delete(struct topics *ts, struct topic *t)
+{
+    if (topic_erase_data(ts, t) < 0)
+        return KERR_UNKNOWN_SERVER;
+    for (int32_t i = 0; i < t->partitions; i++)
+        if (t->parts[i])
+            fetch_wake_partition(ts->b, t->parts[i]);
+    unlink_topic(ts, t);
+    ts->count--;
+    log_info("deleted topic %s", t->name);
+    topic_free(t);
+    return KERR_NONE;
+}
+
+int topic_add_partitions(struct topics *ts, struct topic *t, int32_t count, bool validate_only,
+                         char *msg, size_t msglen)
+{
+    msg[0] = 0;
+    if (count <= t->partitions || count > TOPIC_MAX_PARTITIONS) {
+        snprintf(msg, msglen, "topic has %d partitions; the new count must be larger (max %d)",
+                 t->partitions, TOPIC_MAX_PARTITIONS);
+        return KERR_INVALID_PARTITIONS;
+    }
+    if (validate_only)
+        return KERR_NONE;
+    struct partition **np = realloc(t->parts, (size_t)count * sizeof *np);
+    if (!np)
+        return KERR_UNKNOWN_SERVER;
+    memset(np + t->partitions, 0, (size_t)(count - t->partitions) * sizeof *np);
+    t->parts = np;
+    int32_t old = t->partitions;
+    t->partitions = count;
+    if (topic_save(ts, t) < 0) {
+        t->partitions = old;
+        return KERR_UNKNOWN_SERVER;
+    }
+    log_info("topic %s now has %d partitions", t->name, count);
+    return KERR_NONE;
+}
+
+int topic_alter_config(struct topics *ts, struct topic *t, const struct topic_cfg_change *ch,
+                       int n, bool incremental, bool validate_only, char *msg, size_t msglen)
+{
+    msg[0] = 0;
+    int rc = cfg_validate(t, ch, n, msg, msglen);
+    if (rc || validate_only)
+        return rc;
+    struct topic_kv *kv = NULL;
+    int nkv = 0;
+    if (incremental || kv_get(t, "storage.mode")) {
+        for (int i = 0; i < t->nkv; i++) {
+            bool keep = incremental || strcmp(t->kv[i].key, "storage.mode") == 0;
+            if (keep && kv_set(&kv, &nkv, t->kv[i].key, strlen(t->kv[i].key), t->kv[i].value,
+                               strlen(t->kv[i].value)) < 0)
+                goto oom;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (kv_set(&kv, &nkv, ch[i].key, ch[i].key_len, ch[i].value, ch[i].value_len) < 0)
+            goto oom;
+    qsort(kv, (size_t)nkv, sizeof *kv, kv_cmp);
+    struct topic_kv *oldkv = t->kv;
+    int oldn = t->nkv;
+    t->kv = kv;
+    t->nkv = nkv;
+    if (topic_save(ts, t) < 0) {
+        t->kv = oldkv;
+        t->nkv = oldn;
+        kv_free(kv, nkv);
+        return KERR_UNKNOWN_SERVER;
+    }
+    kv_free(oldkv, oldn);
+    cfg_recompute(ts, t);
+    return KERR_NONE;
+oom:
+    kv_free(kv, nkv);
+    return KERR_UNKNOWN_SERVER;
+}
