@@ -14,6 +14,7 @@
 #include "topic.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,15 +131,22 @@ static void on_signal(struct ev_loop *l, int fd, void *arg, int mask)
     ev_timer_start(l, &rt->drain, 0);
 }
 
+/* Blocks the signals the loop reads through a signalfd. This must happen before any
+ * thread starts (RocksDB's among them), or a thread would take SIGTERM's default. */
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
 static int setup_signals(struct runtime *rt)
 {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    block_signals(&set);
     rt->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     return rt->sigfd < 0 ? -1 : ev_add(rt->b.loop, rt->sigfd, EV_READ, on_signal, rt);
 }
@@ -189,6 +197,8 @@ static void stop(struct runtime *rt)
 int main(int argc, char **argv)
 {
     static struct runtime rt;
+    sigset_t set;
+    block_signals(&set);
     int rc = load_config(&rt.b.cfg, argc, argv);
     if (rc != 0)
         return rc > 0 ? 0 : 2;

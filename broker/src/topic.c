@@ -324,6 +324,12 @@ static int kv_cmp(const void *a, const void *b)
     return strcmp(((const struct topic_kv *)a)->key, ((const struct topic_kv *)b)->key);
 }
 
+static void kv_sort(struct topic_kv *kv, int n)
+{
+    if (n > 1)
+        qsort(kv, (size_t)n, sizeof *kv, kv_cmp);
+}
+
 /* Sets (value != NULL) or removes one key in a kv array; returns 0 or -1 (OOM). */
 static int kv_set(struct topic_kv **kv, int *n, const char *key, size_t kl, const char *value,
                   size_t vl)
@@ -495,7 +501,7 @@ static struct topic *topic_from_record(struct topics *ts, const char *name, size
         if (s && kv_set(&t->kv, &t->nkv, it->string, strlen(it->string), s, strlen(s)) < 0)
             goto bad;
     }
-    qsort(t->kv, (size_t)t->nkv, sizeof *t->kv, kv_cmp);
+    kv_sort(t->kv, t->nkv);
     cfg_recompute(ts, t);
     cJSON_Delete(o);
     return t;
@@ -613,7 +619,7 @@ int topic_create(struct topics *ts, const char *name, size_t len, int32_t partit
         if (kv_set(&t->kv, &t->nkv, cfg[i].key, cfg[i].key_len, cfg[i].value,
                    cfg[i].value_len) < 0)
             goto oom;
-    qsort(t->kv, (size_t)t->nkv, sizeof *t->kv, kv_cmp);
+    kv_sort(t->kv, t->nkv);
     cfg_recompute(ts, t);
     if (topic_save(ts, t) < 0 || topic_insert(ts, t) < 0)
         goto oom;
@@ -705,7 +711,7 @@ int topic_alter_config(struct topics *ts, struct topic *t, const struct topic_cf
     for (int i = 0; i < n; i++)
         if (kv_set(&kv, &nkv, ch[i].key, ch[i].key_len, ch[i].value, ch[i].value_len) < 0)
             goto oom;
-    qsort(kv, (size_t)nkv, sizeof *kv, kv_cmp);
+    kv_sort(kv, nkv);
     struct topic_kv *oldkv = t->kv;
     int oldn = t->nkv;
     t->kv = kv;

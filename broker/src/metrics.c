@@ -1,0 +1,285 @@
+/* metrics.c: broker counters and per-API latency histograms, rendered in the Prometheus
+ * text exposition format (version 0.0.4). Everything runs on the event loop thread. */
+#include "metrics.h"
+
+#include "broker.h"
+#include "kafka.h"
+#include "store.h"
+#include "topic.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Upper bounds of the latency buckets in microseconds; a last +Inf bucket follows. */
+static const int64_t met_bucket_us[] = {
+    50,    100,    250,    500,    1000,    2500,    5000,    10000,    25000,
+    50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
+};
+/* The same bounds as Prometheus `le` labels, in seconds. */
+static const char *const met_bucket_le[] = {
+    "0.00005", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
+    "0.05",    "0.1",    "0.25",    "0.5",    "1",     "2.5",    "5",     "10",   "+Inf",
+};
+
+#define MET_NFINITE (sizeof met_bucket_us / sizeof met_bucket_us[0])
+#define MET_NBUCKETS (MET_NFINITE + 1)
+#define MET_HTTP_MIN 100
+#define MET_HTTP_MAX 599
+
+_Static_assert(sizeof met_bucket_le / sizeof met_bucket_le[0] == MET_NBUCKETS,
+               "every bucket needs a label");
+
+struct met_api {
+    uint64_t count;
+    uint64_t sum_us;
+    uint64_t buckets[MET_NBUCKETS]; /* not cumulative; render sums them up */
+};
+
+struct metrics {
+    struct met_api api[KAPI_MAX_KEY];
+    int64_t conns;        /* open now */
+    uint64_t conns_total; /* ever accepted */
+    uint64_t bad_frames;
+    uint64_t http[MET_HTTP_MAX - MET_HTTP_MIN + 1]; /* by status code */
+    uint64_t http_other;                            /* status codes outside 100..599 */
+};
+
+struct metrics *metrics_new(void)
+{
+    return calloc(1, sizeof(struct metrics));
+}
+
+void metrics_free(struct metrics *m)
+{
+    free(m);
+}
+
+/* Returns the index of the first bucket whose bound holds dur_us (bounds are inclusive,
+ * as Prometheus `le` says); the +Inf bucket when none does. */
+static size_t met_bucket(int64_t dur_us)
+{
+    size_t i = 0;
+    while (i < MET_NFINITE && dur_us > met_bucket_us[i])
+        i++;
+    return i;
+}
+
+void metrics_request(struct metrics *m, int16_t api_key, int64_t dur_us)
+{
+    if (!m || api_key < 0 || api_key >= KAPI_MAX_KEY)
+        return;
+    if (dur_us < 0)
+        dur_us = 0; /* a clock step must not underflow the sum */
+    struct met_api *a = &m->api[api_key];
+    a->count++;
+    a->sum_us += (uint64_t)dur_us;
+    a->buckets[met_bucket(dur_us)]++;
+}
+
+void metrics_bad_frame(struct metrics *m)
+{
+    if (m)
+        m->bad_frames++;
+}
+
+void metrics_conn_open(struct metrics *m)
+{
+    if (!m)
+        return;
+    m->conns++;
+    m->conns_total++;
+}
+
+void metrics_conn_close(struct metrics *m)
+{
+    if (m && m->conns > 0)
+        m->conns--;
+}
+
+void metrics_http(struct metrics *m, int status)
+{
+    if (!m)
+        return;
+    if (status >= MET_HTTP_MIN && status <= MET_HTTP_MAX)
+        m->http[status - MET_HTTP_MIN]++;
+    else
+        m->http_other++;
+}
+
+/* --- rendering --- */
+
+/* printf onto the writer; a failure stays sticky in w->err. */
+__attribute__((format(printf, 2, 3))) static void met_printf(kc_writer *w, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        w->err = KC_EINVAL;
+        return;
+    }
+    if ((size_t)n < sizeof small) {
+        kc_w_raw(w, small, (size_t)n);
+        return;
+    }
+    uint8_t *p = kc_w_room(w, (size_t)n + 1);
+    if (!p)
+        return;
+    va_start(ap, fmt);
+    vsnprintf((char *)p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    kc_w_commit(w, (size_t)n);
+}
+
+/* Writes the # HELP and # TYPE lines of one family. */
+static void met_family(kc_writer *w, const char *name, const char *type, const char *help)
+{
+    met_printf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Writes s as a label value: backslash, double quote and newline escaped. */
+static void met_label_value(kc_writer *w, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\')
+            kc_w_raw(w, "\\\\", 2);
+        else if (*s == '"')
+            kc_w_raw(w, "\\\"", 2);
+        else if (*s == '\n')
+            kc_w_raw(w, "\\n", 2);
+        else
+            kc_w_raw(w, s, 1);
+    }
+}
+
+/* Writes the api label value for key: its name from the handler table, or api_<key>. */
+static void met_api_label(kc_writer *w, int key)
+{
+    const char *name = kapi_table[key].name;
+    if (name)
+        met_label_value(w, name);
+    else
+        met_printf(w, "api_%d", key);
+}
+
+static void met_render_requests(struct metrics *m, kc_writer *w)
+{
+    met_family(w, "sluice_requests_total", "counter", "Kafka requests handled, by API.");
+    for (int k = 0; k < KAPI_MAX_KEY; k++) {
+        if (!m->api[k].count)
+            continue;
+        met_printf(w, "sluice_requests_total{api=\"");
+        met_api_label(w, k);
+        met_printf(w, "\"} %" PRIu64 "\n", m->api[k].count);
+    }
+}
+
+/* Writes the bucket, sum and count series of one API's histogram. */
+static void met_render_histogram(kc_writer *w, int key, const struct met_api *a)
+{
+    static const char name[] = "sluice_request_duration_seconds";
+    uint64_t cum = 0;
+    for (size_t i = 0; i < MET_NBUCKETS; i++) {
+        cum += a->buckets[i];
+        met_printf(w, "%s_bucket{api=\"", name);
+        met_api_label(w, key);
+        met_printf(w, "\",le=\"%s\"} %" PRIu64 "\n", met_bucket_le[i], cum);
+    }
+    met_printf(w, "%s_sum{api=\"", name);
+    met_api_label(w, key);
+    met_printf(w, "\"} %" PRIu64 ".%06" PRIu64 "\n", a->sum_us / 1000000, a->sum_us % 1000000);
+    met_printf(w, "%s_count{api=\"", name);
+    met_api_label(w, key);
+    met_printf(w, "\"} %" PRIu64 "\n", a->count);
+}
+
+static void met_render_durations(struct metrics *m, kc_writer *w)
+{
+    met_family(w, "sluice_request_duration_seconds", "histogram",
+               "Kafka request latency from complete frame to response ready, by API.");
+    for (int k = 0; k < KAPI_MAX_KEY; k++)
+        if (m->api[k].count)
+            met_render_histogram(w, k, &m->api[k]);
+}
+
+static void met_render_http(struct metrics *m, kc_writer *w)
+{
+    met_family(w, "sluice_http_requests_total", "counter",
+               "Admin HTTP requests answered, by status code.");
+    for (int i = 0; i <= MET_HTTP_MAX - MET_HTTP_MIN; i++)
+        if (m->http[i])
+            met_printf(w, "sluice_http_requests_total{code=\"%d\"} %" PRIu64 "\n", i + MET_HTTP_MIN,
+                       m->http[i]);
+    if (m->http_other)
+        met_printf(w, "sluice_http_requests_total{code=\"other\"} %" PRIu64 "\n", m->http_other);
+}
+
+/* One per-topic counter family, walked with topics_foreach. */
+struct met_topic_pass {
+    kc_writer *w;
+    const char *name;
+    int field; /* 0 bytes_in, 1 bytes_out, 2 msgs_in */
+};
+
+static void met_topic_line(void *arg, struct topic *t)
+{
+    struct met_topic_pass *p = arg;
+    uint64_t v = p->field == 0 ? t->bytes_in : p->field == 1 ? t->bytes_out : t->msgs_in;
+    if (!v)
+        return;
+    met_printf(p->w, "%s{topic=\"", p->name);
+    met_label_value(p->w, t->name);
+    met_printf(p->w, "\"} %" PRIu64 "\n", v);
+}
+
+static void met_render_topics(struct topics *ts, kc_writer *w)
+{
+    static const struct {
+        const char *name, *help;
+    } fam[] = {
+        {"sluice_topic_bytes_in_total", "Record batch bytes appended, by topic."},
+        {"sluice_topic_bytes_out_total", "Record batch bytes sent to consumers, by topic."},
+        {"sluice_topic_messages_in_total", "Records appended, by topic."},
+    };
+    met_family(w, "sluice_topics", "gauge", "Topics that exist.");
+    met_printf(w, "sluice_topics %zu\n", topics_count(ts));
+    for (int i = 0; i < 3; i++) {
+        met_family(w, fam[i].name, "counter", fam[i].help);
+        struct met_topic_pass p = {w, fam[i].name, i};
+        topics_foreach(ts, met_topic_line, &p);
+    }
+}
+
+static void met_render_broker(struct metrics *m, kc_writer *w)
+{
+    met_family(w, "sluice_up", "gauge", "1 while the broker runs.");
+    met_printf(w, "sluice_up 1\n");
+    met_family(w, "sluice_connections", "gauge", "Open Kafka client connections.");
+    met_printf(w, "sluice_connections %" PRId64 "\n", m->conns);
+    met_family(w, "sluice_connections_total", "counter", "Kafka client connections accepted.");
+    met_printf(w, "sluice_connections_total %" PRIu64 "\n", m->conns_total);
+    met_family(w, "sluice_bad_frames_total", "counter",
+               "Malformed or rejected Kafka frames (each closed its connection).");
+    met_printf(w, "sluice_bad_frames_total %" PRIu64 "\n", m->bad_frames);
+}
+
+void metrics_render(struct metrics *m, struct broker *b, kc_writer *w)
+{
+    if (!m)
+        return;
+    met_render_broker(m, w);
+    met_render_requests(m, w);
+    met_render_durations(m, w);
+    met_render_http(m, w);
+    if (b && b->store) {
+        met_family(w, "sluice_storage_bytes", "gauge", "Approximate bytes held by the store.");
+        met_printf(w, "sluice_storage_bytes %" PRIu64 "\n", store_size_bytes(b->store));
+    }
+    if (b && b->topics)
+        met_render_topics(b->topics, w);
+}
