@@ -144,12 +144,12 @@ static void fetch_partition(struct kreq *req, kc_writer *w, struct topic *t, int
     if (!err && (off < p->log_start || off > p->hwm))
         err = KERR_OFFSET_OUT_OF_RANGE;
     int64_t copied = 0;
-    write_partition_head(req, w, idx, err, err ? NULL : p);
+    write_partition_head(req, w, idx, err, err ? NULL : p); /* Kafka sends -1s on error */
     if (!err && off < p->hwm && *budget > 0) {
         int64_t max = pmax < *budget ? pmax : *budget;
         err = write_records(req, w, p, off, max, x->bytes == 0, &copied);
     } else {
-        kc_w_bytes(w, req->flexible, "", err ? -1 : 0);
+        kc_w_bytes(w, req->flexible, err ? NULL : "", 0);
     }
     kc_w_tags(w, req->flexible);
     x->bytes += copied;

@@ -83,6 +83,45 @@ static bool produce_partition(struct kreq *req, struct topic *t, int16_t acks, k
     return true;
 }
 
+/* Walks topic_data[] from r. Without w it only checks the structure; with w it appends
+ * and writes the responses. Returns 0, or -1 for a malformed request. */
+static int produce_walk(struct kreq *req, kc_reader *r, kc_writer *w, int16_t acks, bool *wait)
+{
+    bool fx = req->flexible;
+    int32_t nt = kc_array(r, fx, fx ? 2 : 6);
+    if (!kc_ok(r) || nt < 0)
+        return -1;
+    if (w)
+        kc_w_array(w, fx, nt);
+    for (int32_t i = 0; i < nt; i++) {
+        kc_str name = kc_string(r, fx);
+        int32_t np = kc_array(r, fx, 8);
+        if (!kc_ok(r) || name.len < 0 || np < 0)
+            return -1;
+        struct topic *t = w ? topic_find(req->b->topics, name.p, (size_t)name.len) : NULL;
+        if (w) {
+            kc_w_string(w, fx, name.p, name.len);
+            kc_w_array(w, fx, np);
+        }
+        for (int32_t j = 0; j < np; j++) {
+            struct presp pr = {.index = kc_i32(r)};
+            kc_bytes recs = kc_bytes_field(r, fx);
+            kc_skip_tags(r, fx);
+            if (!kc_ok(r))
+                return -1;
+            if (w) {
+                *wait |= produce_partition(req, t, acks, recs, &pr);
+                write_presp(req, w, &pr);
+            }
+        }
+        kc_skip_tags(r, fx);
+        if (w)
+            kc_w_tags(w, fx);
+    }
+    kc_skip_tags(r, fx);
+    return kc_ok(r) ? 0 : -1;
+}
+
 int kapi_produce(struct kreq *req, kc_writer *w)
 {
     kc_reader *r = &req->r;
@@ -91,32 +130,10 @@ int kapi_produce(struct kreq *req, kc_writer *w)
         kc_string(r, fx); /* transactional_id: batches that use it are refused */
     int16_t acks = kc_i16(r);
     kc_i32(r); /* timeout_ms */
-    int32_t nt = kc_array(r, fx, fx ? 2 : 6);
-    if (!kc_ok(r) || nt < 0)
-        return KAPI_EPARSE;
-    kc_w_array(w, fx, nt);
-    for (int32_t i = 0; i < nt; i++) {
-        kc_str name = kc_string(r, fx);
-        int32_t np = kc_array(r, fx, 8);
-        if (!kc_ok(r) || name.len < 0 || np < 0)
-            return KAPI_EPARSE;
-        struct topic *t = topic_find(req->b->topics, name.p, (size_t)name.len);
-        kc_w_string(w, fx, name.p, name.len);
-        kc_w_array(w, fx, np);
-        for (int32_t j = 0; j < np; j++) {
-            struct presp pr = {.index = kc_i32(r)};
-            kc_bytes recs = kc_bytes_field(r, fx);
-            kc_skip_tags(r, fx);
-            if (!kc_ok(r))
-                return KAPI_EPARSE;
-            wait |= produce_partition(req, t, acks, recs, &pr);
-            write_presp(req, w, &pr);
-        }
-        kc_skip_tags(r, fx);
-        kc_w_tags(w, fx);
-    }
-    kc_skip_tags(r, fx);
-    if (!kc_ok(r))
+    /* check the whole request first: a malformed one must append nothing */
+    kc_reader check = *r;
+    if (!kc_ok(r) || produce_walk(req, &check, NULL, acks, &wait) < 0 ||
+        produce_walk(req, r, w, acks, &wait) < 0)
         return KAPI_EPARSE;
     if (req->api_version >= 1)
         kc_w_i32(w, 0); /* throttle_time_ms */

@@ -50,37 +50,44 @@ static int64_t batch_end(const struct store_it *it)
     return base + (int32_t)kc_get_be32(v + BATCH_OFF_LAST_DELTA) + 1;
 }
 
+/* A producer's stored state: epoch(2) n(1) then n x {first_seq(4) last_seq(4) base(8)},
+ * the whole dedup window, so a restart still recognises every recent retry. */
+enum { PID_HDR = 3, PID_ENTRY = 16 };
+
 static void pid_load(struct partition *p, const uint8_t *k, const uint8_t *v, size_t vl)
 {
-    if (vl != 18)
+    if (vl < PID_HDR || v[2] < 1 || v[2] > PID_BATCHES || vl != (size_t)PID_HDR + (size_t)v[2] * PID_ENTRY)
         return;
     struct pid_state *s = calloc(1, sizeof *s);
     if (!s)
         return;
     s->producer_id = (int64_t)kc_get_be64(k + 21);
     s->epoch = (int16_t)kc_get_be16(v);
-    s->b[0].first_seq = (int32_t)kc_get_be32(v + 2);
-    s->b[0].last_seq = (int32_t)kc_get_be32(v + 6);
-    s->b[0].base_offset = (int64_t)kc_get_be64(v + 10);
-    s->n = 1;
+    s->n = v[2];
+    for (int i = 0; i < s->n; i++) {
+        const uint8_t *e = v + PID_HDR + i * PID_ENTRY;
+        s->b[i].first_seq = (int32_t)kc_get_be32(e);
+        s->b[i].last_seq = (int32_t)kc_get_be32(e + 4);
+        s->b[i].base_offset = (int64_t)kc_get_be64(e + 8);
+    }
     s->next = p->pids;
     p->pids = s;
 }
 
-static void pids_free(struct partition *p)
+static void pids_free(struct pid_state *s)
 {
-    for (struct pid_state *s = p->pids, *n; s; s = n) {
+    for (struct pid_state *n; s; s = n) {
         n = s->next;
         free(s);
     }
-    p->pids = NULL;
 }
 
 /* (Re)loads the idempotent producer states of p from the store. */
 static int pids_load(struct partition *p, struct store *st)
 {
     uint8_t lo[21], hi[21];
-    pids_free(p);
+    pids_free(p->pids);
+    p->pids = NULL;
     pstate_key(lo, p, PSTATE_PID);
     pstate_key(hi, p, PSTATE_PID + 1);
     struct store_it *it = store_it_new(st, STORE_CF_PSTATE, lo, 21, hi, 21);
@@ -199,18 +206,41 @@ static int pid_record(struct partition *p, struct store_wb *wb, const struct bat
         memmove(s->b, s->b + 1, (PID_BATCHES - 1) * sizeof s->b[0]);
     else
         s->n++;
-    struct pid_batch *nb = &s->b[s->n - 1];
-    *nb = (struct pid_batch){h->base_sequence, seq_add(h->base_sequence, h->count - 1), base};
-    uint8_t k[29], v[18];
+    s->b[s->n - 1] =
+        (struct pid_batch){h->base_sequence, seq_add(h->base_sequence, h->count - 1), base};
+    uint8_t k[29], v[PID_HDR + PID_BATCHES * PID_ENTRY];
     pstate_key(k, p, PSTATE_PID);
     kc_put_be64(k + 21, (uint64_t)h->producer_id);
     v[0] = (uint8_t)((uint16_t)s->epoch >> 8);
     v[1] = (uint8_t)s->epoch;
-    kc_put_be32(v + 2, (uint32_t)nb->first_seq);
-    kc_put_be32(v + 6, (uint32_t)nb->last_seq);
-    kc_put_be64(v + 10, (uint64_t)base);
-    store_wb_put(wb, STORE_CF_PSTATE, k, 29, v, 18);
+    v[2] = (uint8_t)s->n;
+    for (int i = 0; i < s->n; i++) {
+        uint8_t *e = v + PID_HDR + i * PID_ENTRY;
+        kc_put_be32(e, (uint32_t)s->b[i].first_seq);
+        kc_put_be32(e + 4, (uint32_t)s->b[i].last_seq);
+        kc_put_be64(e + 8, (uint64_t)s->b[i].base_offset);
+    }
+    store_wb_put(wb, STORE_CF_PSTATE, k, 29, v, PID_HDR + (size_t)s->n * PID_ENTRY);
     return 0;
+}
+
+/* Deep copy of the producer states, to restore if an append is refused halfway. */
+static struct pid_state *pids_copy(const struct pid_state *src, int *err)
+{
+    struct pid_state *head = NULL, **tail = &head;
+    *err = 0;
+    for (; src; src = src->next) {
+        struct pid_state *c = malloc(sizeof *c);
+        if (!c) {
+            *err = -1;
+            break;
+        }
+        *c = *src;
+        c->next = NULL;
+        *tail = c;
+        tail = &c->next;
+    }
+    return head;
 }
 
 /* ---- append ---- */
@@ -288,7 +318,6 @@ static int append_one(struct partition *p, struct store_wb *wb, uint8_t *batch, 
         return -1;
     p->hwm += h->count;
     p->bytes += (int64_t)sz;
-    p->topic->msgs_in += (uint64_t)h->count;
     return 0;
 }
 
@@ -303,6 +332,13 @@ int plog_append(struct topics *ts, struct partition *p, uint8_t *buf, size_t len
     if (!wb)
         return KERR_UNKNOWN_SERVER;
     int64_t first = -1, hwm0 = p->hwm, bytes0 = p->bytes;
+    int copy_err;
+    struct pid_state *saved = pids_copy(p->pids, &copy_err);
+    if (copy_err) {
+        pids_free(saved);
+        store_wb_free(wb);
+        return KERR_UNKNOWN_SERVER;
+    }
     for (size_t off = 0; off < len && rc == KERR_NONE;) {
         size_t sz = (size_t)batch_size(buf + off, len - off);
         struct batch_hdr h;
@@ -334,9 +370,12 @@ int plog_append(struct topics *ts, struct partition *p, uint8_t *buf, size_t len
         /* nothing was written: forget the in-memory advance, producer states too */
         p->hwm = hwm0;
         p->bytes = bytes0;
-        pids_load(p, b->store);
+        pids_free(p->pids);
+        p->pids = saved;
         return rc;
     }
+    pids_free(saved);
+    p->topic->msgs_in += (uint64_t)(p->hwm - hwm0);
     p->topic->bytes_in += len;
     p->appends++;
     *base_offset = first;

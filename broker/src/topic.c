@@ -280,7 +280,8 @@ static int cfg_check(const struct cfgdef *d, const char *v, size_t vl, char *msg
     for (int i = 0; d->choices[i]; i++)
         if (strlen(d->choices[i]) == vl && memcmp(d->choices[i], v, vl) == 0) {
             if (d->choices == mode_names && !mode_available[i]) {
-                snprintf(msg, msglen, "storage.mode %s is not available in this build", v);
+                snprintf(msg, msglen, "storage.mode %.*s is not available in this build",
+                         (int)vl, v);
                 return KERR_INVALID_CONFIG;
             }
             return KERR_NONE;
