@@ -226,21 +226,6 @@ static int fetch_execute(struct kreq *req, kc_writer *w, struct fexec *x, int32_
 
 /* ---- parking ---- */
 
-static void pfetch_free(struct pfetch *f)
-{
-    struct fetcher *fr = f->owner;
-    unhook_all(f);
-    ev_timer_stop(fr->b->loop, &f->timer);
-    if (f->aprev)
-        f->aprev->anext = f->anext;
-    else
-        fr->all = f->anext;
-    if (f->anext)
-        f->anext->aprev = f->aprev;
-    free(f->frame);
-    free(f);
-}
-
 /* Drops f from the retry list. */
 static void pfetch_cancel_queue(struct fetcher *fr, struct pfetch *f)
 {
@@ -252,13 +237,25 @@ static void pfetch_cancel_queue(struct fetcher *fr, struct pfetch *f)
     f->queued = false;
 }
 
-static void pfetch_cancel(struct kslot *s)
+/* Unhooks f everywhere (partitions, timer, retry list, parked list) and frees it. */
+static void pfetch_free(struct pfetch *f)
 {
-    struct pfetch *f = s->owner;
+    struct fetcher *fr = f->owner;
+    unhook_all(f);
     if (f->queued)
-        pfetch_cancel_queue(f->owner, f);
-    pfetch_free(f);
+        pfetch_cancel_queue(fr, f);
+    ev_timer_stop(fr->b->loop, &f->timer);
+    if (f->aprev)
+        f->aprev->anext = f->anext;
+    else
+        fr->all = f->anext;
+    if (f->anext)
+        f->anext->aprev = f->aprev;
+    free(f->frame);
+    free(f);
 }
+
+static void pfetch_cancel(struct kslot *s) { pfetch_free(s->owner); }
 
 /* Runs a parked fetch again; answers it when it has enough data or its time is up,
  * otherwise hooks it again. */
@@ -374,10 +371,7 @@ void fetcher_free(struct fetcher *f) { free(f); }
 void fetcher_release_all(struct fetcher *f)
 {
     while (f->all) {
-        struct pfetch *p = f->all;
-        if (p->queued)
-            pfetch_cancel_queue(f, p);
-        pfetch_run(p, true);
+        pfetch_run(f->all, true); /* answers and frees it */
     }
 }
 
