@@ -25,6 +25,7 @@ BROKER_OBJ  := $(BROKER_SRC:%.c=$(OBJ)/%.o)
 BROKER_LOBJ := $(BROKER_LIB:%.c=$(OBJ)/%.o)
 CTL_SRC     := $(wildcard controller/src/*.c)
 CTL_OBJ     := $(CTL_SRC:%.c=$(OBJ)/%.o)
+CTL_LOBJ    := $(filter-out $(OBJ)/controller/src/main.o,$(CTL_OBJ))
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BIN)/tests/%)
 
@@ -47,6 +48,11 @@ $(BIN)/sluice-broker: $(BROKER_OBJ)
 $(BIN)/sluice-controller: $(CTL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CTL_LIBS)
+
+# Unit tests: test_ctl_* link the controller's objects, the others the broker's.
+$(BIN)/tests/test_ctl_%: tests/unit/test_ctl_%.c $(CTL_LOBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $^ $(CTL_LIBS) -lcmocka
 
 $(BIN)/tests/%: tests/unit/%.c $(BROKER_LOBJ)
 	@mkdir -p $(dir $@)
