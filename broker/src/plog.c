@@ -328,7 +328,7 @@ int plog_append(struct topics *ts, struct partition *p, uint8_t *buf, size_t len
     if (rc)
         return rc;
     struct broker *b = topics_broker(ts);
-    struct store_wb *wb = store_wb_new(b->store);
+    struct store_wb *wb = topics_scratch_wb(ts);
     if (!wb)
         return KERR_UNKNOWN_SERVER;
     int64_t first = -1, hwm0 = p->hwm, bytes0 = p->bytes;
@@ -336,7 +336,6 @@ int plog_append(struct topics *ts, struct partition *p, uint8_t *buf, size_t len
     struct pid_state *saved = pids_copy(p->pids, &copy_err);
     if (copy_err) {
         pids_free(saved);
-        store_wb_free(wb);
         return KERR_UNKNOWN_SERVER;
     }
     for (size_t off = 0; off < len && rc == KERR_NONE;) {
@@ -365,7 +364,6 @@ int plog_append(struct topics *ts, struct partition *p, uint8_t *buf, size_t len
         if (store_write(b->store, wb, 0) < 0)
             rc = KERR_UNKNOWN_SERVER;
     }
-    store_wb_free(wb);
     if (rc != KERR_NONE) {
         /* nothing was written: forget the in-memory advance, producer states too */
         p->hwm = hwm0;

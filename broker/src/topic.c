@@ -18,6 +18,7 @@
 
 struct topics {
     struct broker *b;
+    struct store_wb *scratch; /* reused by appends, so its buffer keeps its size */
     struct topic **by_name, **by_id;
     size_t nbuckets, count;
 };
@@ -148,11 +149,21 @@ void topics_free(struct topics *ts)
     }
     free(ts->by_name);
     free(ts->by_id);
+    store_wb_free(ts->scratch);
     free(ts);
 }
 
 size_t topics_count(const struct topics *ts) { return ts->count; }
 struct broker *topics_broker(const struct topics *ts) { return ts->b; }
+
+struct store_wb *topics_scratch_wb(struct topics *ts)
+{
+    if (!ts->scratch)
+        ts->scratch = store_wb_new(ts->b->store);
+    else
+        store_wb_clear(ts->scratch);
+    return ts->scratch;
+}
 
 struct topic *topic_find(struct topics *ts, const char *name, size_t len)
 {

@@ -118,6 +118,9 @@ void topics_free(struct topics *ts);
 int topics_load(struct topics *ts);
 size_t topics_count(const struct topics *ts);
 struct broker *topics_broker(const struct topics *ts);
+/* A cleared write batch owned by the registry, reused by every append so that its
+ * buffer stops growing (and copying) once it has reached the request size. */
+struct store_wb *topics_scratch_wb(struct topics *ts);
 
 struct topic *topic_find(struct topics *ts, const char *name, size_t len);
 struct topic *topic_find_id(struct topics *ts, const uint8_t id[16]);
