@@ -76,11 +76,9 @@ static bool produce_partition(struct kreq *req, struct topic *t, int16_t acks, k
         log_debug("produce to %s-%d rejected (%d): %s", t->name, pr->index, pr->err, pr->msg);
     if (p->hwm == hwm0)
         return false;
-    if (t->cfg.flush_interval) {
+    if (t->cfg.mode == MODE_PERSISTENT && t->cfg.flush_interval)
         syncer_flush_within(req->b->syncer, t->cfg.flush_ms);
-        return false;
-    }
-    return true;
+    return plog_needs_fsync(t);
 }
 
 /* Walks topic_data[] from r. Without w it only checks the structure; with w it appends

@@ -1,11 +1,15 @@
-/* plog.c: partition logs in persistent mode. A batch is stored under
+/* plog.c: partition logs in every storage mode. A batch is stored under
  * topic_id | partition | base_offset exactly as the client sent it, with baseOffset
  * set by the broker. Per-partition state (log start, bytes, idempotent producers) sits
  * in the pstate column family and is written in the same atomic batch as the records,
- * so a crash can never separate them. */
+ * so a crash can never separate them.
+ *   persistent: RocksDB with its WAL;
+ *   hybrid:     RocksDB without the WAL, plus an in-memory hot window for tail reads;
+ *   memory:     only the in-memory ring (mlog), bounded by retention.bytes. */
 #include "batch.h"
 #include "broker.h"
 #include "log.h"
+#include "mlog.h"
 #include "store.h"
 #include "topic.h"
 
@@ -141,12 +145,29 @@ struct partition *topic_partition(struct topics *ts, struct topic *t, int32_t id
         return NULL;
     p->topic = t;
     p->id = id;
-    if (partition_load(ts, p, topics_broker(ts)->store) < 0) {
+    bool stored = t->cfg.mode != MODE_MEMORY; /* a memory log starts empty */
+    if ((t->cfg.mode != MODE_PERSISTENT && !(p->mem = mlog_new())) ||
+        (stored && partition_load(ts, p, topics_broker(ts)->store) < 0)) {
+        mlog_free(p->mem);
         free(p);
         return NULL;
     }
     t->parts[id] = p;
     return p;
+}
+
+void plog_free(struct partition *p)
+{
+    if (!p)
+        return;
+    pids_free(p->pids);
+    mlog_free(p->mem);
+    free(p);
+}
+
+bool plog_needs_fsync(const struct topic *t)
+{
+    return t->cfg.mode != MODE_MEMORY && t->cfg.mode != MODE_HYBRID && !t->cfg.flush_interval;
 }
 
 /* ---- idempotent producers ---- */
@@ -208,6 +229,8 @@ static int pid_record(struct partition *p, struct store_wb *wb, const struct bat
         s->n++;
     s->b[s->n - 1] =
         (struct pid_batch){h->base_sequence, seq_add(h->base_sequence, h->count - 1), base};
+    if (!wb)
+        return 0; /* a memory log keeps producer state in memory only */
     uint8_t k[29], v[PID_HDR + PID_BATCHES * PID_ENTRY];
     pstate_key(k, p, PSTATE_PID);
     kc_put_be64(k + 21, (uint64_t)h->producer_id);
@@ -304,7 +327,8 @@ static void put_log_state(struct partition *p, struct store_wb *wb)
     store_wb_put(wb, STORE_CF_PSTATE, k, 21, v, 16);
 }
 
-/* Adds one validated batch to wb at the log end. */
+/* Adds one validated batch at the log end: to wb (stored modes) and to the memory
+ * ring (memory and hybrid). */
 static int append_one(struct partition *p, struct store_wb *wb, uint8_t *batch, size_t sz,
                       const struct batch_hdr *h)
 {
@@ -312,13 +336,40 @@ static int append_one(struct partition *p, struct store_wb *wb, uint8_t *batch, 
     uint8_t key[STORE_LOG_KEY_LEN];
     batch_set_base_offset(batch, base);
     batch_set_leader_epoch(batch, 0);
-    store_log_key(key, p->topic->id, p->id, base);
-    store_wb_put(wb, STORE_CF_LOG, key, sizeof key, batch, sz);
+    if (wb) {
+        store_log_key(key, p->topic->id, p->id, base);
+        store_wb_put(wb, STORE_CF_LOG, key, sizeof key, batch, sz);
+    }
+    if (p->mem && mlog_append(p->mem, batch, sz, base, h->count, h->max_timestamp) < 0)
+        return -1;
     if (h->producer_id >= 0 && pid_record(p, wb, h, base) < 0)
         return -1;
     p->hwm += h->count;
     p->bytes += (int64_t)sz;
     return 0;
+}
+
+/* Makes an append take effect: a memory log trims itself to its budget, stored modes
+ * write the batch (hybrid without the WAL), and hybrid trims its hot window. */
+static int commit_append(struct topics *ts, struct partition *p, struct store_wb *wb)
+{
+    const struct topic_config *c = &p->topic->cfg;
+    struct broker *b = topics_broker(ts);
+    if (c->mode == MODE_MEMORY) {
+        int64_t cap = b->cfg.memory_partition_max_bytes;
+        if (c->retention_bytes >= 0 && c->retention_bytes < cap)
+            cap = c->retention_bytes;
+        mlog_trim_bytes(p->mem, cap);
+        p->bytes = mlog_bytes(p->mem);
+        p->log_start = mlog_first(p->mem) >= 0 ? mlog_first(p->mem) : p->hwm;
+        return KERR_NONE;
+    }
+    put_log_state(p, wb);
+    if (store_write(b->store, wb, c->mode == MODE_HYBRID ? STORE_NO_WAL : 0) < 0)
+        return KERR_UNKNOWN_SERVER;
+    if (p->mem)
+        mlog_trim_bytes(p->mem, b->cfg.hybrid_hot_bytes);
+    return KERR_NONE;
 }
 
 int plog_append(struct topics *ts, struct partition *p, uint8_t *buf, size_t len,
@@ -328,8 +379,9 @@ int plog_append(struct topics *ts, struct partition *p, uint8_t *buf, size_t len
     if (rc)
         return rc;
     struct broker *b = topics_broker(ts);
-    struct store_wb *wb = topics_scratch_wb(ts);
-    if (!wb)
+    int mode = p->topic->cfg.mode;
+    struct store_wb *wb = mode == MODE_MEMORY ? NULL : topics_scratch_wb(ts);
+    if (mode != MODE_MEMORY && !wb)
         return KERR_UNKNOWN_SERVER;
     int64_t first = -1, hwm0 = p->hwm, bytes0 = p->bytes;
     int copy_err;
@@ -359,13 +411,12 @@ int plog_append(struct topics *ts, struct partition *p, uint8_t *buf, size_t len
         }
         off += sz;
     }
-    if (rc == KERR_NONE && p->hwm != hwm0) {
-        put_log_state(p, wb);
-        if (store_write(b->store, wb, 0) < 0)
-            rc = KERR_UNKNOWN_SERVER;
-    }
+    if (rc == KERR_NONE && p->hwm != hwm0)
+        rc = commit_append(ts, p, wb);
     if (rc != KERR_NONE) {
         /* nothing was written: forget the in-memory advance, producer states too */
+        if (p->mem)
+            mlog_drop_from(p->mem, hwm0);
         p->hwm = hwm0;
         p->bytes = bytes0;
         pids_free(p->pids);
@@ -404,6 +455,13 @@ int plog_read(struct topics *ts, struct partition *p, int64_t offset, int64_t ma
         return KERR_OFFSET_OUT_OF_RANGE;
     if (offset == p->hwm)
         return KERR_NONE;
+    if (p->mem && mlog_first(p->mem) >= 0 && offset >= mlog_first(p->mem)) {
+        mlog_read(p->mem, offset, max_bytes, must_return_one, w, copied);
+        p->topic->bytes_out += (uint64_t)*copied;
+        return w->err ? KERR_UNKNOWN_SERVER : KERR_NONE;
+    }
+    if (p->topic->cfg.mode == MODE_MEMORY)
+        return KERR_NONE; /* an empty ring: nothing held yet */
     struct store_it *it = log_iter(p, topics_broker(ts)->store);
     if (!it)
         return KERR_UNKNOWN_SERVER;
@@ -423,6 +481,8 @@ int plog_read(struct topics *ts, struct partition *p, int64_t offset, int64_t ma
 int64_t plog_offset_for_time(struct topics *ts, struct partition *p, int64_t ts_ms,
                              int64_t *found_ts)
 {
+    if (p->topic->cfg.mode == MODE_MEMORY)
+        return mlog_offset_for_time(p->mem, ts_ms, found_ts);
     struct store_it *it = log_iter(p, topics_broker(ts)->store);
     int64_t result = -1;
     if (!it)
@@ -479,16 +539,36 @@ int plog_apply_cut(struct topics *ts, struct partition *p, int64_t new_start, in
     p->log_start = new_start;
     p->bytes = p->bytes > freed ? p->bytes - freed : 0;
     put_log_state(p, wb);
-    int rc = store_write(b->store, wb, 0);
+    int rc = store_write(b->store, wb, p->topic->cfg.mode == MODE_HYBRID ? STORE_NO_WAL : 0);
     store_wb_free(wb);
     if (rc < 0) {
         p->log_start = old_start;
         p->bytes = old_bytes;
         return KERR_UNKNOWN_SERVER;
     }
+    if (p->mem)
+        mlog_trim_before(p->mem, new_start);
     log_debug("%s-%d: log start %lld -> %lld", p->topic->name, p->id, (long long)old_start,
               (long long)new_start);
     return KERR_NONE;
+}
+
+/* A memory log moves its start without touching the store. */
+static void memory_cut(struct partition *p, int64_t new_start)
+{
+    mlog_trim_before(p->mem, new_start);
+    p->log_start = new_start;
+    p->bytes = mlog_bytes(p->mem);
+}
+
+void plog_retain_memory(struct partition *p, int64_t now_ms)
+{
+    const struct topic_config *c = &p->topic->cfg;
+    if (c->retention_ms < 0)
+        return;
+    mlog_trim_time(p->mem, now_ms - c->retention_ms);
+    int64_t first = mlog_first(p->mem);
+    memory_cut(p, first >= 0 ? (first > p->log_start ? first : p->log_start) : p->hwm);
 }
 
 int plog_truncate_before(struct topics *ts, struct partition *p, int64_t offset)
@@ -499,6 +579,10 @@ int plog_truncate_before(struct topics *ts, struct partition *p, int64_t offset)
         return KERR_OFFSET_OUT_OF_RANGE;
     if (offset <= p->log_start)
         return KERR_NONE;
+    if (p->topic->cfg.mode == MODE_MEMORY) {
+        memory_cut(p, offset);
+        return KERR_NONE;
+    }
     int64_t cut_base, freed;
     if (plog_cut_point(topics_broker(ts)->store, p, offset, &cut_base, &freed) < 0)
         return KERR_UNKNOWN_SERVER;

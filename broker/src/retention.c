@@ -48,6 +48,10 @@ static void collect(void *arg, struct topic *t)
     struct rrun *run = arg;
     for (int32_t i = 0; i < t->partitions; i++) {
         struct partition *p = t->parts[i];
+        if (p && t->cfg.mode == MODE_MEMORY) { /* its log is in memory: trim it here */
+            plog_retain_memory(p, run->now_ms);
+            continue;
+        }
         if (!p || !needs_check(t, p))
             continue;
         if (run->n == run->cap) {

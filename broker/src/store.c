@@ -79,6 +79,9 @@ static void init_options(struct store *s)
     rocksdb_options_set_wal_bytes_per_sync(s->opts, 512u << 10);
     rocksdb_options_set_info_log_level(s->opts, 2 /* WARN */);
     rocksdb_options_set_keep_log_file_num(s->opts, 3);
+    /* hybrid topics write the log and its partition state without the WAL; flushing all
+     * column families together keeps the two consistent after a crash */
+    rocksdb_options_set_atomic_flush(s->opts, 1);
     s->block_cache = rocksdb_cache_create_lru(64u << 20);
     s->bbto = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(s->bbto, s->block_cache);

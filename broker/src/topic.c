@@ -109,24 +109,13 @@ struct topics *topics_new(struct broker *b)
     return ts;
 }
 
-static void partition_free(struct partition *p)
-{
-    if (!p)
-        return;
-    for (struct pid_state *s = p->pids, *n; s; s = n) {
-        n = s->next;
-        free(s);
-    }
-    free(p);
-}
-
 static void topic_free(struct topic *t)
 {
     if (!t)
         return;
     if (t->parts)
         for (int32_t i = 0; i < t->partitions; i++)
-            partition_free(t->parts[i]);
+            plog_free(t->parts[i]);
     free(t->parts);
     for (int i = 0; i < t->nkv; i++) {
         free(t->kv[i].key);
@@ -221,7 +210,7 @@ static const char *const flush_choices[] = {"batch", "interval", NULL};
 static const char *const ts_type_choices[] = {"CreateTime", NULL};
 static const char *const compression_choices[] = {"producer", NULL};
 /* Modes this build can serve; the others are refused with a clear message. */
-static const bool mode_available[] = {false, false, true, false};
+static const bool mode_available[] = {true, true, true, false};
 
 static const struct cfgdef cfgdefs[] = {
     {"cleanup.policy", CT_STRING, 0, cleanup_choices, false},

@@ -59,6 +59,7 @@ struct partition {
     int64_t appends;    /* batches appended since load, for metrics */
     struct pid_state *pids;
     struct pwait *waiters; /* parked fetches to wake on append */
+    struct mlog *mem;      /* memory: the log; hybrid: the hot window; else NULL */
 };
 
 struct topic {
@@ -207,6 +208,14 @@ int plog_cut_point(struct store *st, const struct partition *p, int64_t offset,
 /* Deletes the batches before cut_base and moves the log start to new_start. */
 int plog_apply_cut(struct topics *ts, struct partition *p, int64_t new_start, int64_t cut_base,
                    int64_t freed);
+
+/* Frees a partition's runtime state. */
+void plog_free(struct partition *p);
+/* Whether an acks=all answer on t must wait for the WAL fsync (persistent topics with
+ * flush.policy=batch; memory and hybrid topics never write a WAL). */
+bool plog_needs_fsync(const struct topic *t);
+/* Applies retention.ms to a memory partition (its log is not in the store). */
+void plog_retain_memory(struct partition *p, int64_t now_ms);
 
 /* Called after an append so parked fetches can look again; implemented by fetch. */
 void fetch_wake_partition(struct broker *b, struct partition *p);
