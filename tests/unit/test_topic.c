@@ -104,10 +104,10 @@ static void test_create_errors(void **state)
     assert_int_equal(create(u, "p0", 1, &c, 1, false, NULL), KERR_INVALID_CONFIG);
     c = kv("storage.mode", "bogus");
     assert_int_equal(create(u, "p0", 1, &c, 1, false, NULL), KERR_INVALID_CONFIG);
-    /* memory mode is a known name, but this build does not serve it */
-    c = kv("storage.mode", "memory");
+    /* tiered is a known name, but this build does not serve it yet */
+    c = kv("storage.mode", "tiered");
     assert_int_equal(create(u, "p0", 1, &c, 1, false, NULL), KERR_INVALID_CONFIG);
-    assert_string_equal(msg, "storage.mode memory is not available in this build");
+    assert_string_equal(msg, "storage.mode tiered is not available in this build");
     assert_null(find(u, "p0"));
     assert_int_equal(topics_count(u->b.topics), 1);
 }
@@ -117,10 +117,10 @@ static void test_create_errors(void **state)
 static void test_create_refusal_message_uses_value_length(void **state)
 {
     struct ub *u = *state;
-    static const char frame[] = "memoryXYZ";
+    static const char frame[] = "tieredXYZ";
     struct topic_cfg_change c = {"storage.mode", 12, frame, 6};
     assert_int_equal(create(u, "p0", 1, &c, 1, false, NULL), KERR_INVALID_CONFIG);
-    assert_string_equal(msg, "storage.mode memory is not available in this build");
+    assert_string_equal(msg, "storage.mode tiered is not available in this build");
 }
 
 static void test_create_validate_only(void **state)
