@@ -80,6 +80,30 @@ static void write_one_of_all(void *arg, struct topic *t)
     a->n++;
 }
 
+/* Rewrites the topics[] count at `at` when the scan saw a different number of records
+ * than the stored count (a corrupt record): the array length must match exactly. */
+static void metadata_fix_count(kc_writer *w, size_t at, bool fx, int32_t n)
+{
+    if (!fx) {
+        kc_w_patch_i32(w, at, n);
+        return;
+    }
+    kc_writer tmp;
+    kc_writer_init(&tmp, 16);
+    kc_w_array(&tmp, true, n);
+    size_t old = 1;
+    while (w->p[at + old - 1] & 0x80)
+        old++;
+    if (tmp.len > old && !kc_w_room(w, tmp.len - old))
+        w->err = KC_ENOMEM;
+    if (!w->err) {
+        memmove(w->p + at + tmp.len, w->p + at + old, w->len - at - old);
+        memcpy(w->p + at, tmp.p, tmp.len);
+        w->len = w->len + tmp.len - old;
+    }
+    kc_writer_free(&tmp);
+}
+
 /* Looks up (and, when allowed, creates) one requested topic and writes its entry. */
 static void metadata_one(struct kreq *req, kc_writer *w, kc_str name, const uint8_t *id,
                          bool allow_create)
@@ -139,9 +163,12 @@ int kapi_metadata(struct kreq *req, kc_writer *w)
         kc_w_i32(w, req->b->cfg.node_id); /* controller_id */
     if (n < 0 || (n == 0 && v == 0)) {
         /* every topic: the one request that is O(topics); the response ceiling bounds it */
+        size_t at = w->len;
         kc_w_array(w, fx, (int32_t)topics_count(req->b->topics));
         struct all_ctx a = {req, w, 0};
-        topics_foreach(req->b->topics, write_one_of_all, &a);
+        topics_scan(req->b->topics, write_one_of_all, &a);
+        if (a.n != (int32_t)topics_count(req->b->topics))
+            metadata_fix_count(w, at, fx, a.n);
     } else {
         kc_reader tr = *r;
         tr.off = topics_at;

@@ -8,6 +8,7 @@
  *   memory:     only the in-memory ring (mlog), bounded by retention.bytes. */
 #include "batch.h"
 #include "broker.h"
+#include "ev.h"
 #include "log.h"
 #include "mlog.h"
 #include "store.h"
@@ -107,22 +108,27 @@ static int pids_load(struct partition *p, struct store *st)
     return 0;
 }
 
+int plog_stored_state(struct store *st, const uint8_t topic_id[16], int32_t partition,
+                      int64_t *log_start, int64_t *bytes)
+{
+    uint8_t k[21];
+    store_part_prefix(k, topic_id, partition);
+    k[20] = PSTATE_LOG;
+    size_t vl;
+    int err;
+    uint8_t *v = store_get(st, STORE_CF_PSTATE, k, sizeof k, &vl, &err);
+    *log_start = v && vl == 16 ? (int64_t)kc_get_be64(v) : 0;
+    *bytes = v && vl == 16 ? (int64_t)kc_get_be64(v + 8) : 0;
+    free(v);
+    return err;
+}
+
 /* Reads log start, byte count and producer states, then finds the log end from the
  * last stored batch. */
 static int partition_load(struct topics *ts, struct partition *p, struct store *st)
 {
-    uint8_t k[29];
-    pstate_key(k, p, PSTATE_LOG);
-    size_t vl;
-    int err;
-    uint8_t *v = store_get(st, STORE_CF_PSTATE, k, 21, &vl, &err);
-    if (err)
+    if (plog_stored_state(st, p->topic->id, p->id, &p->log_start, &p->bytes) < 0)
         return -1;
-    if (v && vl == 16) {
-        p->log_start = (int64_t)kc_get_be64(v);
-        p->bytes = (int64_t)kc_get_be64(v + 8);
-    }
-    free(v);
     p->hwm = p->log_start;
     struct store_it *it = log_iter(p, st);
     if (!it)
@@ -138,8 +144,10 @@ struct partition *topic_partition(struct topics *ts, struct topic *t, int32_t id
 {
     if (id < 0 || id >= t->partitions)
         return NULL;
-    if (t->parts[id])
+    if (t->parts[id]) {
+        t->parts[id]->last_used_us = ev_now_us();
         return t->parts[id];
+    }
     struct partition *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
@@ -152,6 +160,7 @@ struct partition *topic_partition(struct topics *ts, struct topic *t, int32_t id
         free(p);
         return NULL;
     }
+    p->last_used_us = ev_now_us();
     t->parts[id] = p;
     return p;
 }

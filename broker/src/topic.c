@@ -18,6 +18,8 @@
 
 struct topics {
     struct broker *b;
+    size_t total;             /* topics in the store, loaded or not */
+    struct ev_timer idle;     /* unloads topics and partitions nobody used lately */
     struct store_wb *scratch; /* reused by appends, so its buffer keeps its size */
     struct topic **by_name, **by_id;
     size_t nbuckets, count;
@@ -93,6 +95,19 @@ static void unlink_topic(struct topics *ts, struct topic *t)
         *pp = t->next_id;
 }
 
+enum { IDLE_SWEEP_US = 60 * 1000000 };
+
+/* META keys: the topic count, and topic id -> name for lookups by id. */
+static const char count_key[] = "topic_count";
+
+static void id_key(uint8_t k[17], const uint8_t id[16])
+{
+    k[0] = 'T';
+    memcpy(k + 1, id, 16);
+}
+
+static void on_idle_timer(struct ev_loop *l, void *arg);
+
 struct topics *topics_new(struct broker *b)
 {
     struct topics *ts = calloc(1, sizeof *ts);
@@ -100,6 +115,7 @@ struct topics *topics_new(struct broker *b)
         return NULL;
     ts->b = b;
     ts->nbuckets = 1024;
+    ev_timer_init(&ts->idle, on_idle_timer, ts);
     ts->by_name = calloc(ts->nbuckets, sizeof *ts->by_name);
     ts->by_id = calloc(ts->nbuckets, sizeof *ts->by_id);
     if (!ts->by_name || !ts->by_id) {
@@ -130,6 +146,8 @@ void topics_free(struct topics *ts)
 {
     if (!ts)
         return;
+    if (ts->b->loop)
+        ev_timer_stop(ts->b->loop, &ts->idle);
     for (size_t i = 0; i < ts->nbuckets && ts->by_name; i++) {
         for (struct topic *t = ts->by_name[i], *n; t; t = n) {
             n = t->next_name;
@@ -142,7 +160,8 @@ void topics_free(struct topics *ts)
     free(ts);
 }
 
-size_t topics_count(const struct topics *ts) { return ts->count; }
+size_t topics_count(const struct topics *ts) { return ts->total; }
+size_t topics_loaded(const struct topics *ts) { return ts->count; }
 struct broker *topics_broker(const struct topics *ts) { return ts->b; }
 
 struct store_wb *topics_scratch_wb(struct topics *ts)
@@ -154,20 +173,33 @@ struct store_wb *topics_scratch_wb(struct topics *ts)
     return ts->scratch;
 }
 
+static struct topic *load_by_name(struct topics *ts, const char *name, size_t len);
+
 struct topic *topic_find(struct topics *ts, const char *name, size_t len)
 {
     for (struct topic *t = ts->by_name[name_bucket(ts, name, len)]; t; t = t->next_name)
-        if (strlen(t->name) == len && memcmp(t->name, name, len) == 0)
+        if (strlen(t->name) == len && memcmp(t->name, name, len) == 0) {
+            t->last_used_us = ev_now_us();
             return t;
-    return NULL;
+        }
+    return len > 0 && len <= TOPIC_NAME_MAX ? load_by_name(ts, name, len) : NULL;
 }
 
 struct topic *topic_find_id(struct topics *ts, const uint8_t id[16])
 {
     for (struct topic *t = ts->by_id[id_bucket(ts, id)]; t; t = t->next_id)
-        if (memcmp(t->id, id, 16) == 0)
+        if (memcmp(t->id, id, 16) == 0) {
+            t->last_used_us = ev_now_us();
             return t;
-    return NULL;
+        }
+    uint8_t k[17];
+    size_t nl;
+    int err;
+    id_key(k, id);
+    char *name = store_get(ts->b->store, STORE_CF_META, k, sizeof k, &nl, &err);
+    struct topic *t = name ? topic_find(ts, name, nl) : NULL;
+    free(name);
+    return t && memcmp(t->id, id, 16) == 0 ? t : NULL;
 }
 
 void topics_foreach(struct topics *ts, topic_list_fn *fn, void *arg)
@@ -458,8 +490,8 @@ static int hex_id(const char *s, uint8_t id[16])
     return 0;
 }
 
-/* Writes the topic's record. Returns 0 or -1. */
-static int topic_save(struct topics *ts, const struct topic *t)
+/* The topic's stored record as JSON (heap), or NULL. */
+static char *topic_record(const struct topic *t)
 {
     cJSON *o = cJSON_CreateObject(), *cfg = cJSON_AddObjectToObject(o, "config");
     char hex[33];
@@ -471,6 +503,13 @@ static int topic_save(struct topics *ts, const struct topic *t)
         cJSON_AddStringToObject(cfg, t->kv[i].key, t->kv[i].value);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
+    return s;
+}
+
+/* Rewrites the record of an existing topic. Returns 0 or -1. */
+static int topic_save(struct topics *ts, const struct topic *t)
+{
+    char *s = topic_record(t);
     if (!s)
         return -1;
     int rc = store_put(ts->b->store, STORE_CF_TOPICS, t->name, strlen(t->name), s, strlen(s));
@@ -478,7 +517,35 @@ static int topic_save(struct topics *ts, const struct topic *t)
     return rc;
 }
 
-/* Builds a topic from its stored record; NULL if the record is corrupt. */
+
+static void put_count(struct store_wb *wb, size_t n)
+{
+    uint8_t v[8];
+    kc_put_be64(v, (uint64_t)n);
+    store_wb_put(wb, STORE_CF_META, count_key, sizeof count_key - 1, v, 8);
+}
+
+/* Adds (name, record, id index, count) in one atomic write. */
+static int topic_store_new(struct topics *ts, const struct topic *t)
+{
+    char *rec = topic_record(t);
+    struct store_wb *wb = store_wb_new(ts->b->store);
+    uint8_t k[17];
+    int rc = -1;
+    if (rec && wb) {
+        store_wb_put(wb, STORE_CF_TOPICS, t->name, strlen(t->name), rec, strlen(rec));
+        id_key(k, t->id);
+        store_wb_put(wb, STORE_CF_META, k, sizeof k, t->name, strlen(t->name));
+        put_count(wb, ts->total + 1);
+        rc = store_write(ts->b->store, wb, 0);
+    }
+    free(rec);
+    store_wb_free(wb);
+    return rc;
+}
+
+/* Builds a topic from its stored record; NULL if the record is corrupt. Touches no
+ * shared state, so the retention worker may call it (as topic_parse_record). */
 static struct topic *topic_from_record(struct topics *ts, const char *name, size_t nl,
                                        const char *v, size_t vl)
 {
@@ -525,24 +592,160 @@ static int topic_insert(struct topics *ts, struct topic *t)
     return 0;
 }
 
-int topics_load(struct topics *ts)
+/* Reads a topic that is not resident from the store and makes it resident. */
+static struct topic *load_by_name(struct topics *ts, const char *name, size_t len)
+{
+    size_t vl;
+    int err;
+    char *v = store_get(ts->b->store, STORE_CF_TOPICS, name, len, &vl, &err);
+    if (!v)
+        return NULL;
+    struct topic *t = topic_from_record(ts, name, len, v, vl);
+    free(v);
+    if (t && topic_insert(ts, t) < 0) {
+        topic_free(t);
+        return NULL;
+    }
+    if (t)
+        t->last_used_us = ev_now_us();
+    return t;
+}
+
+/* Counts the stored topics and writes the id index for each: the one full scan, run
+ * only for a data dir that has no count yet. */
+static int topics_reindex(struct topics *ts)
 {
     struct store_it *it = store_it_new(ts->b->store, STORE_CF_TOPICS, NULL, 0, NULL, 0);
-    if (!it)
-        return -1;
-    for (store_it_first(it); store_it_valid(it); store_it_next(it)) {
+    struct store_wb *wb = store_wb_new(ts->b->store);
+    size_t n = 0;
+    int rc = it && wb ? 0 : -1;
+    for (store_it_first(it); rc == 0 && store_it_valid(it); store_it_next(it)) {
         size_t kl, vl;
         const uint8_t *k = store_it_key(it, &kl), *v = store_it_value(it, &vl);
         struct topic *t = topic_from_record(ts, (const char *)k, kl, (const char *)v, vl);
-        if (t && topic_insert(ts, t) < 0) {
-            topic_free(t);
-            store_it_free(it);
-            return -1;
-        }
+        if (!t)
+            continue;
+        uint8_t ik[17];
+        id_key(ik, t->id);
+        store_wb_put(wb, STORE_CF_META, ik, sizeof ik, k, kl);
+        topic_free(t);
+        n++;
+    }
+    if (rc == 0) {
+        put_count(wb, n);
+        rc = store_write(ts->b->store, wb, 0);
     }
     store_it_free(it);
-    log_info("loaded %zu topics", ts->count);
+    store_wb_free(wb);
+    ts->total = n;
+    return rc;
+}
+
+static void on_idle_timer(struct ev_loop *l, void *arg);
+
+int topics_load(struct topics *ts)
+{
+    size_t vl;
+    int err;
+    uint8_t *v = store_get(ts->b->store, STORE_CF_META, count_key, sizeof count_key - 1, &vl,
+                           &err);
+    if (err)
+        return -1;
+    if (v && vl == 8)
+        ts->total = (size_t)kc_get_be64(v);
+    else if (topics_reindex(ts) < 0) {
+        free(v);
+        return -1;
+    }
+    free(v);
+    ev_timer_init(&ts->idle, on_idle_timer, ts);
+    ev_timer_start(ts->b->loop, &ts->idle, IDLE_SWEEP_US);
+    log_info("%zu topics in the store; each loads on first use", ts->total);
     return 0;
+}
+
+struct topic *topic_parse_record(struct topics *ts, const char *name, size_t nl, const char *v,
+                                 size_t vl)
+{
+    return topic_from_record(ts, name, nl, v, vl);
+}
+
+void topic_release(struct topic *t) { topic_free(t); }
+
+size_t topics_scan(struct topics *ts, topic_list_fn *fn, void *arg)
+{
+    struct store_it *it = store_it_new(ts->b->store, STORE_CF_TOPICS, NULL, 0, NULL, 0);
+    size_t n = 0;
+    for (store_it_first(it); it && store_it_valid(it); store_it_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = store_it_key(it, &kl), *v = store_it_value(it, &vl);
+        struct topic *t = ts->by_name[name_bucket(ts, (const char *)k, kl)];
+        while (t && (strlen(t->name) != kl || memcmp(t->name, k, kl) != 0))
+            t = t->next_name;
+        if (t) {
+            fn(arg, t);
+        } else if ((t = topic_from_record(ts, (const char *)k, kl, (const char *)v, vl))) {
+            t->parts = calloc((size_t)t->partitions, sizeof *t->parts);
+            if (t->parts)
+                fn(arg, t); /* a passing copy: the scan does not make topics resident */
+            topic_free(t);
+        }
+        n++;
+    }
+    store_it_free(it);
+    return n;
+}
+
+/* ---- unloading what is idle ---- */
+
+/* Whether nothing in memory depends on p: memory logs hold their data, parked fetches
+ * hold hooks. */
+static bool partition_idle(const struct topic *t, const struct partition *p, int64_t before_us)
+{
+    return t->cfg.mode != MODE_MEMORY && !p->waiters && p->last_used_us < before_us;
+}
+
+/* Frees the idle partitions of t; returns true when t holds none any more. */
+static bool evict_partitions(struct topic *t, int64_t before_us)
+{
+    bool empty = true;
+    for (int32_t i = 0; i < t->partitions; i++) {
+        struct partition *p = t->parts[i];
+        if (p && partition_idle(t, p, before_us)) {
+            plog_free(p);
+            t->parts[i] = NULL;
+        }
+        empty &= t->parts[i] == NULL;
+    }
+    return empty;
+}
+
+void topics_evict_idle(struct topics *ts, int64_t before_us)
+{
+    size_t parts = 0, topics = 0;
+    for (size_t i = 0; i < ts->nbuckets; i++) {
+        for (struct topic *t = ts->by_name[i], *n; t; t = n) {
+            n = t->next_name;
+            bool empty = evict_partitions(t, before_us);
+            parts++;
+            if (empty && t->last_used_us < before_us) {
+                unlink_topic(ts, t);
+                ts->count--;
+                topic_free(t);
+                topics++;
+            }
+        }
+    }
+    if (topics)
+        log_debug("unloaded %zu idle topics (%zu resident)", topics, ts->count);
+}
+
+static void on_idle_timer(struct ev_loop *l, void *arg)
+{
+    struct topics *ts = arg;
+    int64_t idle_us = ts->b->cfg.topic_idle_ms * 1000;
+    topics_evict_idle(ts, ev_now_us() - idle_us);
+    ev_timer_start(l, &ts->idle, IDLE_SWEEP_US);
 }
 
 int topics_list(struct topics *ts, const char *prefix, const char *after, int limit,
@@ -604,6 +807,11 @@ int topic_create(struct topics *ts, const char *name, size_t len, int32_t partit
         snprintf(msg, msglen, "partitions must be between 1 and %d", TOPIC_MAX_PARTITIONS);
         return KERR_INVALID_PARTITIONS;
     }
+    if (ts->b->cfg.max_topics > 0 && ts->total >= (size_t)ts->b->cfg.max_topics) {
+        snprintf(msg, msglen, "the broker holds max.topics=%lld topics",
+                 (long long)ts->b->cfg.max_topics);
+        return KERR_POLICY_VIOLATION;
+    }
     int rc = cfg_validate(NULL, cfg, ncfg, msg, msglen);
     if (rc || validate_only)
         return rc;
@@ -622,9 +830,11 @@ int topic_create(struct topics *ts, const char *name, size_t len, int32_t partit
             goto oom;
     kv_sort(t->kv, t->nkv);
     cfg_recompute(ts, t);
-    if (topic_save(ts, t) < 0 || topic_insert(ts, t) < 0)
+    if (topic_store_new(ts, t) < 0 || topic_insert(ts, t) < 0)
         goto oom;
-    log_info("created topic %s with %d partitions", t->name, partitions);
+    ts->total++;
+    t->last_used_us = ev_now_us();
+    log_debug("created topic %s with %d partitions", t->name, partitions);
     if (out)
         *out = t;
     return KERR_NONE;
@@ -647,6 +857,10 @@ static int topic_erase_data(struct topics *ts, const struct topic *t)
     store_wb_del_range(wb, STORE_CF_LOG, lo, 16, hi, 17);
     store_wb_del_range(wb, STORE_CF_PSTATE, lo, 16, hi, 17);
     store_wb_del(wb, STORE_CF_TOPICS, t->name, strlen(t->name));
+    uint8_t k[17];
+    id_key(k, t->id);
+    store_wb_del(wb, STORE_CF_META, k, sizeof k);
+    put_count(wb, ts->total - 1);
     int rc = store_write(ts->b->store, wb, 0);
     store_wb_free(wb);
     return rc;
@@ -661,6 +875,7 @@ int topic_delete(struct topics *ts, struct topic *t)
             fetch_wake_partition(ts->b, t->parts[i]);
     unlink_topic(ts, t);
     ts->count--;
+    ts->total--;
     log_info("deleted topic %s", t->name);
     topic_free(t);
     return KERR_NONE;

@@ -60,6 +60,7 @@ struct partition {
     struct pid_state *pids;
     struct pwait *waiters; /* parked fetches to wake on append */
     struct mlog *mem;      /* memory: the log; hybrid: the hot window; else NULL */
+    int64_t last_used_us;  /* idle partitions are unloaded */
 };
 
 struct topic {
@@ -72,7 +73,8 @@ struct topic {
     struct topic_kv *kv; /* every config explicitly set, sorted by key */
     int nkv;
     struct partition **parts; /* [partitions], NULL until first use */
-    uint64_t bytes_in, bytes_out, msgs_in; /* metrics */
+    uint64_t bytes_in, bytes_out, msgs_in; /* metrics, since the topic was loaded */
+    int64_t last_used_us;
 };
 
 /* Kafka error codes used across modules (int16 on the wire). */
@@ -115,9 +117,15 @@ struct topics;
 
 struct topics *topics_new(struct broker *b);
 void topics_free(struct topics *ts);
-/* Loads every topic record from the store. Returns 0 or -1. */
+/* Reads the topic count and starts the idle sweep; topics themselves load on first
+ * use. Returns 0 or -1. */
 int topics_load(struct topics *ts);
+/* Topics in the store, and topics resident in memory. */
 size_t topics_count(const struct topics *ts);
+size_t topics_loaded(const struct topics *ts);
+/* Unloads partitions and topics unused since before_us (never memory logs or
+ * partitions with parked fetches). Runs from a timer; exposed for tests. */
+void topics_evict_idle(struct topics *ts, int64_t before_us);
 struct broker *topics_broker(const struct topics *ts);
 /* A cleared write batch owned by the registry, reused by every append so that its
  * buffer stops growing (and copying) once it has reached the request size. */
@@ -170,7 +178,18 @@ typedef void topic_list_fn(void *arg, struct topic *t);
 int topics_list(struct topics *ts, const char *prefix, const char *after, int limit,
                 topic_list_fn *fn, void *arg, bool *more);
 
-/* Calls fn for every topic in memory (metrics); O(topics), never on a request path. */
+/* A free-standing copy of a stored topic record (not resident, parts NULL), for code
+ * off the loop; thread-safe. Free it with topic_release. */
+struct topic *topic_parse_record(struct topics *ts, const char *name, size_t nl, const char *v,
+                                 size_t vl);
+void topic_release(struct topic *t);
+
+/* Calls fn for every topic in the store, in name order, without making them resident
+ * (fn must not keep the pointer). O(topics): only for the all-topics Metadata. Returns
+ * how many were visited. */
+size_t topics_scan(struct topics *ts, topic_list_fn *fn, void *arg);
+
+/* Calls fn for every resident topic (metrics); O(resident), never on a request path. */
 void topics_foreach(struct topics *ts, topic_list_fn *fn, void *arg);
 
 /* Returns the runtime state of partition p, loading it on first use; NULL when p is out
@@ -205,6 +224,10 @@ int plog_truncate_before(struct topics *ts, struct partition *p, int64_t offset)
 struct store;
 int plog_cut_point(struct store *st, const struct partition *p, int64_t offset,
                    int64_t *cut_base, int64_t *freed);
+/* Reads a partition's stored log start and byte count straight from the store (any
+ * thread). Returns 0 (zeros when nothing is stored) or -1. */
+int plog_stored_state(struct store *st, const uint8_t topic_id[16], int32_t partition,
+                      int64_t *log_start, int64_t *bytes);
 /* Deletes the batches before cut_base and moves the log start to new_start. */
 int plog_apply_cut(struct topics *ts, struct partition *p, int64_t new_start, int64_t cut_base,
                    int64_t freed);
