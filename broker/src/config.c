@@ -47,6 +47,17 @@ static const struct setting settings[] = {
     I32("message.max.bytes", default_max_message_bytes, 0, 1 << 30),
     I64("log.retention.check.interval.ms", retention_check_ms, 10, 86400000),
     I64("group.commit.max.wait.us", group_commit_max_wait_us, 0, 1000000),
+    I64("memory.partition.max.bytes", memory_partition_max_bytes, 0, 1LL << 40),
+    I64("hybrid.hot.window.bytes", hybrid_hot_bytes, 0, 1LL << 40),
+    I64("max.topics", max_topics, 0, 1LL << 40),
+    I64("topic.idle.ms", topic_idle_ms, 1, 1LL << 40),
+    I32("group.initial.rebalance.delay.ms", group_initial_rebalance_delay_ms, 0, 300000),
+    I32("group.min.session.timeout.ms", group_min_session_timeout_ms, 1, 3600000),
+    I32("group.max.session.timeout.ms", group_max_session_timeout_ms, 1, 3600000),
+    I32("group.max.size", group_max_size, 1, 1000000),
+    I64("offsets.retention.minutes", offsets_retention_minutes, 1, 525600000),
+    I64("offsets.retention.check.interval.ms", offsets_retention_check_ms, 10, 86400000),
+    I32("offset.metadata.max.bytes", offset_metadata_max_bytes, 0, 1 << 20),
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
@@ -68,8 +79,19 @@ void config_defaults(struct config *c)
     c->default_retention_ms = 7LL * 24 * 3600 * 1000;
     c->default_retention_bytes = -1;
     c->default_max_message_bytes = 1048588;
-    c->retention_check_ms = 30000;
+    c->retention_check_ms = 300000; /* Kafka's default: a sweep reads every topic */
     c->group_commit_max_wait_us = 0;
+    c->memory_partition_max_bytes = 64LL << 20;
+    c->hybrid_hot_bytes = 16LL << 20;
+    c->max_topics = 0;
+    c->topic_idle_ms = 600000;
+    c->group_initial_rebalance_delay_ms = 3000;
+    c->group_min_session_timeout_ms = 1000; /* Kafka: 6000; tests and small setups go lower */
+    c->group_max_session_timeout_ms = 1800000;
+    c->group_max_size = 10000;
+    c->offsets_retention_minutes = 10080;
+    c->offsets_retention_check_ms = 600000;
+    c->offset_metadata_max_bytes = 4096;
 }
 
 static const struct setting *find(const char *key)

@@ -27,6 +27,18 @@ struct config {
     int32_t default_max_message_bytes;
     int64_t retention_check_ms;
     int64_t group_commit_max_wait_us; /* acks=all waits at most this for company */
+    int64_t memory_partition_max_bytes; /* memory topics: cap when retention.bytes is -1 */
+    int64_t hybrid_hot_bytes;           /* hybrid topics: in-memory tail per partition */
+    int64_t max_topics;                 /* 0: no limit */
+    int64_t topic_idle_ms;              /* unused this long, a topic leaves memory */
+    /* consumer groups */
+    int32_t group_initial_rebalance_delay_ms; /* an Empty group's first join waits this */
+    int32_t group_min_session_timeout_ms;
+    int32_t group_max_session_timeout_ms;
+    int32_t group_max_size;                   /* members per group */
+    int64_t offsets_retention_minutes;        /* offsets of an empty group live this long */
+    int64_t offsets_retention_check_ms;
+    int32_t offset_metadata_max_bytes;
 };
 
 /* Fills in the defaults. */
