@@ -34,7 +34,7 @@ ifneq ($(CTL_SRC),)
 TARGETS += $(BIN)/sluice-controller
 endif
 
-.PHONY: all deps test-deps run test unit e2e bench fuzz clean format
+.PHONY: all deps test-deps run test unit e2e bench fuzz clean format images manifests
 all: $(TARGETS)
 
 $(OBJ)/%.o: %.c
@@ -84,6 +84,15 @@ test: test-deps
 bench: test-deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/run.sh $(BIN)
+
+# Container images with buildah (no Docker engine); OCI archives land in build/images/.
+images:
+	@tests/k8s/build_images.sh $(IMAGE_TAG)
+
+# helm lint/template, rendered-manifest validation, CEL rules (make test runs them too,
+# through tests/e2e/test_manifests.py).
+manifests:
+	@tests/k8s/check_manifests.sh
 
 fuzz:
 	@echo "fuzz targets arrive with the security issue"; exit 1
