@@ -16,6 +16,15 @@ const struct kapi kapi_table[KAPI_MAX_KEY] = {
     [1] = {"Fetch", 0, 13, 12, kapi_fetch},
     [2] = {"ListOffsets", 0, 6, 6, kapi_list_offsets},
     [3] = {"Metadata", 0, 12, 9, kapi_metadata},
+    [8] = {"OffsetCommit", 0, 8, 8, kapi_offset_commit},
+    [9] = {"OffsetFetch", 0, 8, 6, kapi_offset_fetch},
+    [10] = {"FindCoordinator", 0, 4, 3, kapi_find_coordinator},
+    [11] = {"JoinGroup", 0, 9, 6, kapi_join_group},
+    [12] = {"Heartbeat", 0, 4, 4, kapi_heartbeat},
+    [13] = {"LeaveGroup", 0, 5, 4, kapi_leave_group},
+    [14] = {"SyncGroup", 0, 5, 4, kapi_sync_group},
+    [15] = {"DescribeGroups", 0, 5, 5, kapi_describe_groups},
+    [16] = {"ListGroups", 0, 4, 3, kapi_list_groups},
     [18] = {"ApiVersions", 0, 3, 3, kapi_api_versions},
     [19] = {"CreateTopics", 0, 7, 5, kapi_create_topics},
     [20] = {"DeleteTopics", 0, 6, 4, kapi_delete_topics},
@@ -24,7 +33,9 @@ const struct kapi kapi_table[KAPI_MAX_KEY] = {
     [32] = {"DescribeConfigs", 0, 4, 4, kapi_describe_configs},
     [33] = {"AlterConfigs", 0, 2, 2, kapi_alter_configs},
     [37] = {"CreatePartitions", 0, 3, 2, kapi_create_partitions},
+    [42] = {"DeleteGroups", 0, 2, 2, kapi_delete_groups},
     [44] = {"IncrementalAlterConfigs", 0, 1, 1, kapi_incremental_alter_configs},
+    [47] = {"OffsetDelete", 0, 0, -1, kapi_offset_delete},
     [60] = {"DescribeCluster", 0, 1, 0, kapi_describe_cluster},
 };
 
@@ -37,21 +48,22 @@ void kafka_write_response_header(const struct kreq *req, kc_writer *w)
         kc_w_tags(w, true); /* response header v1 */
 }
 
-/* ApiVersions v0 body listing everything, with UNSUPPORTED_VERSION: the KIP-511 answer
- * to a client that asked with a version we do not know. */
-static void api_versions_fallback(kc_writer *w)
+/* Writes error_code and api_keys[] from the handler table: the one source of what the
+ * broker serves. */
+static void write_api_keys(kc_writer *w, bool flexible, int16_t err)
 {
     int n = 0;
     for (int k = 0; k < KAPI_MAX_KEY; k++)
         n += kapi_table[k].fn != NULL;
-    kc_w_i16(w, KERR_UNSUPPORTED_VERSION);
-    kc_w_array(w, false, n);
+    kc_w_i16(w, err);
+    kc_w_array(w, flexible, n);
     for (int k = 0; k < KAPI_MAX_KEY; k++) {
         if (!kapi_table[k].fn)
             continue;
         kc_w_i16(w, (int16_t)k);
         kc_w_i16(w, kapi_table[k].min);
         kc_w_i16(w, kapi_table[k].max);
+        kc_w_tags(w, flexible);
     }
 }
 
@@ -64,19 +76,7 @@ int kapi_api_versions(struct kreq *req, kc_writer *w)
     }
     if (!kc_ok(&req->r))
         return KAPI_EPARSE;
-    int n = 0;
-    for (int k = 0; k < KAPI_MAX_KEY; k++)
-        n += kapi_table[k].fn != NULL;
-    kc_w_i16(w, KERR_NONE);
-    kc_w_array(w, req->flexible, n);
-    for (int k = 0; k < KAPI_MAX_KEY; k++) {
-        if (!kapi_table[k].fn)
-            continue;
-        kc_w_i16(w, (int16_t)k);
-        kc_w_i16(w, kapi_table[k].min);
-        kc_w_i16(w, kapi_table[k].max);
-        kc_w_tags(w, req->flexible);
-    }
+    write_api_keys(w, req->flexible, KERR_NONE);
     if (req->api_version >= 1)
         kc_w_i32(w, 0); /* throttle_time_ms */
     kc_w_tags(w, req->flexible);
@@ -116,8 +116,9 @@ int kafka_handle(struct broker *b, struct conn *c, struct kslot *slot, uint8_t *
             log_bad(c, &req, "unsupported version");
             return KAPI_EPARSE;
         }
+        /* KIP-511: answer an unknown ApiVersions version in the v0 format */
         kc_w_i32(w, req.correlation_id);
-        api_versions_fallback(w);
+        write_api_keys(w, false, KERR_UNSUPPORTED_VERSION);
         return KAPI_DONE;
     }
     req.flexible = api->flex_min >= 0 && req.api_version >= api->flex_min;
