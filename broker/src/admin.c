@@ -6,6 +6,7 @@
 #include "broker.h"
 #include "config.h"
 #include "ev.h"
+#include "group.h"
 #include "kcodec.h"
 #include "log.h"
 #include "metrics.h"
@@ -783,9 +784,134 @@ static enum MHD_Result h_delete(struct areq *r, const char *seg)
     return reply_buf(r, 204, NULL, NULL, 0, false, NULL);
 }
 
+/* --- groups --- */
+
+static void list_group(void *arg, struct group *g)
+{
+    cJSON *arr = arg, *o = cJSON_CreateObject();
+    if (!o)
+        return;
+    cJSON_AddStringToObject(o, "group_id", g->id);
+    cJSON_AddStringToObject(o, "type", "classic");
+    cJSON_AddStringToObject(o, "state", group_state_name(g->state));
+    cJSON_AddStringToObject(o, "protocol_type", g->protocol_type ? g->protocol_type : "");
+    cJSON_AddNumberToObject(o, "members", g->nmembers);
+    if (!cJSON_AddItemToArray(arr, o))
+        cJSON_Delete(o);
+}
+
+static enum MHD_Result h_groups(struct areq *r, const char *seg)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(j, "groups");
+    if (!arr) {
+        cJSON_Delete(j);
+        return reply_json(r, 500, NULL);
+    }
+    groups_foreach(r->a->b->groups, list_group, arr);
+    return reply_json(r, 200, j);
+}
+
+static void assignment_topic(void *arg, const char *topic, size_t tlen, const int32_t *parts,
+                             int n)
+{
+    cJSON *arr = arg, *o = cJSON_CreateObject();
+    char name[TOPIC_NAME_MAX + 1];
+    snprintf(name, sizeof name, "%.*s", (int)(tlen < TOPIC_NAME_MAX ? tlen : TOPIC_NAME_MAX),
+             topic);
+    cJSON_AddStringToObject(o, "topic", name);
+    cJSON *pa = cJSON_AddArrayToObject(o, "partitions");
+    for (int i = 0; pa && i < n; i++)
+        cJSON_AddItemToArray(pa, cJSON_CreateNumber(parts[i]));
+    if (!cJSON_AddItemToArray(arr, o))
+        cJSON_Delete(o);
+}
+
+static cJSON *gj_member(const struct group *g, const struct gmember *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "member_id", m->id);
+    if (m->instance_id)
+        cJSON_AddStringToObject(o, "group_instance_id", m->instance_id);
+    else
+        cJSON_AddNullToObject(o, "group_instance_id");
+    cJSON_AddStringToObject(o, "client_id", m->client_id);
+    cJSON_AddStringToObject(o, "client_host", m->client_host);
+    cJSON *a = cJSON_AddArrayToObject(o, "assignment");
+    if (a && g->protocol_type && !strcmp(g->protocol_type, "consumer") &&
+        group_decode_assignment(m->assignment, m->assignment_len, assignment_topic, a) < 0)
+        cJSON_AddBoolToObject(o, "assignment_undecodable", true);
+    return o;
+}
+
+/* Adds {"topic","partition","committed_offset","end_offset","lag","metadata"} per offset
+ * and returns the total lag. */
+static int64_t gj_offsets(struct groups *gs, const struct group *g, cJSON *arr)
+{
+    size_t n;
+    int64_t total = 0;
+    const struct goff **all = group_offsets_sorted(g, &n);
+    for (size_t i = 0; i < n; i++) {
+        const struct goff *x = all[i];
+        int64_t end = group_end_offset(gs, x->topic, x->partition);
+        int64_t lag = end >= 0 && x->offset >= 0 && end > x->offset ? end - x->offset : 0;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "topic", x->topic);
+        j_i64(o, "partition", x->partition);
+        j_i64(o, "committed_offset", x->offset);
+        if (end >= 0)
+            j_i64(o, "end_offset", end);
+        else
+            cJSON_AddNullToObject(o, "end_offset");
+        j_i64(o, "lag", lag);
+        cJSON_AddStringToObject(o, "metadata", x->metadata);
+        if (!cJSON_AddItemToArray(arr, o))
+            cJSON_Delete(o);
+        total += lag;
+    }
+    free(all);
+    return total;
+}
+
+static enum MHD_Result h_group(struct areq *r, const char *seg)
+{
+    char id[GROUP_ID_MAX + 1];
+    int n = pct_decode(seg, strlen(seg), false, id, sizeof id);
+    if (n <= 0)
+        return reply_error(r, 400, "invalid_group_id", "invalid group id");
+    struct groups *gs = r->a->b->groups;
+    struct group *g = group_find(gs, id, (size_t)n);
+    if (!g) {
+        struct aerr e;
+        aerr_set(&e, 404, "not_found", "group %s does not exist", id);
+        return reply_err(r, &e, NULL);
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "group_id", g->id);
+    cJSON_AddStringToObject(j, "type", "classic");
+    cJSON_AddStringToObject(j, "state", group_state_name(g->state));
+    cJSON_AddStringToObject(j, "protocol_type", g->protocol_type ? g->protocol_type : "");
+    cJSON_AddStringToObject(j, "protocol", g->protocol_name ? g->protocol_name : "");
+    j_i64(j, "generation", g->generation);
+    if (g->leader)
+        cJSON_AddStringToObject(j, "leader", g->leader);
+    else
+        cJSON_AddNullToObject(j, "leader");
+    cJSON *members = cJSON_AddArrayToObject(j, "members");
+    for (const struct gmember *m = g->head; members && m; m = m->next) {
+        cJSON *o = gj_member(g, m);
+        if (!cJSON_AddItemToArray(members, o))
+            cJSON_Delete(o);
+    }
+    cJSON *offs = cJSON_AddArrayToObject(j, "offsets");
+    int64_t lag = offs ? gj_offsets(gs, g, offs) : 0;
+    j_i64(j, "lag", lag);
+    return reply_json(r, 200, j);
+}
+
 /* --- routing --- */
 
-enum admin_path { P_NONE = 0, P_HEALTHZ, P_READYZ, P_METRICS, P_TOPICS, P_TOPIC };
+enum admin_path { P_NONE = 0, P_HEALTHZ, P_READYZ, P_METRICS, P_TOPICS, P_TOPIC, P_GROUPS, P_GROUP };
 
 static const struct admin_route {
     enum admin_path path;
@@ -797,6 +923,7 @@ static const struct admin_route {
     {P_METRICS, "GET", h_metrics, false}, {P_TOPICS, "GET", h_list, false},
     {P_TOPICS, "POST", h_create, false},  {P_TOPIC, "GET", h_get, false},
     {P_TOPIC, "PATCH", h_patch, false},   {P_TOPIC, "DELETE", h_delete, false},
+    {P_GROUPS, "GET", h_groups, false},   {P_GROUP, "GET", h_group, false},
 };
 
 static const char *const admin_allow[] = {
@@ -805,12 +932,23 @@ static const char *const admin_allow[] = {
     [P_METRICS] = "GET, HEAD",
     [P_TOPICS] = "GET, HEAD, POST",
     [P_TOPIC] = "GET, HEAD, PATCH, DELETE",
+    [P_GROUPS] = "GET, HEAD",
+    [P_GROUP] = "GET, HEAD",
 };
 
 /* Matches the (still escaped) path; sets *seg to the {name} segment for P_TOPIC. */
 static enum admin_path admin_match(const char *url, const char **seg)
 {
-    static const char topics[] = "/v1/topics";
+    static const char topics[] = "/v1/topics", groups[] = "/v1/groups";
+    if (!strncmp(url, groups, sizeof groups - 1)) {
+        url += sizeof groups - 1;
+        if (!*url)
+            return P_GROUPS;
+        if (*url != '/' || !url[1] || strchr(url + 1, '/'))
+            return P_NONE;
+        *seg = url + 1;
+        return P_GROUP;
+    }
     if (!strcmp(url, "/healthz"))
         return P_HEALTHZ;
     if (!strcmp(url, "/readyz"))

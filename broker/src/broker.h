@@ -16,6 +16,7 @@ struct syncer;
 struct admin;
 struct server;
 struct fetcher;
+struct groups;
 
 struct broker {
     struct config cfg;
@@ -27,6 +28,7 @@ struct broker {
     struct admin *admin;
     struct server *server;
     struct fetcher *fetcher;
+    struct groups *groups;
     char adv_host[256]; /* advertised host and port */
     int adv_port;
     bool ready;        /* serving: /readyz answers 200 */

@@ -57,6 +57,10 @@ kapi_fn kapi_produce, kapi_init_producer_id;
 kapi_fn kapi_fetch, kapi_list_offsets;
 kapi_fn kapi_create_topics, kapi_delete_topics, kapi_create_partitions, kapi_delete_records;
 kapi_fn kapi_describe_configs, kapi_alter_configs, kapi_incremental_alter_configs;
+kapi_fn kapi_find_coordinator, kapi_join_group, kapi_sync_group, kapi_heartbeat,
+    kapi_leave_group;
+kapi_fn kapi_offset_commit, kapi_offset_fetch, kapi_describe_groups, kapi_list_groups,
+    kapi_delete_groups, kapi_offset_delete;
 
 /* Reads the producer id block from the store at startup. Returns 0 or -1. */
 int kafka_producer_ids_load(struct broker *b);

@@ -5,6 +5,7 @@
 #include "conn.h"
 #include "ev.h"
 #include "fetch.h"
+#include "group.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -168,7 +169,8 @@ static int start(struct runtime *rt)
     if (load_cluster_id(b) < 0 || kafka_producer_ids_load(b) < 0 || set_advertised(b) < 0)
         return -1;
     if (!(b->metrics = metrics_new()) || !(b->topics = topics_new(b)) ||
-        topics_load(b->topics) < 0 || !(b->syncer = syncer_new(b)) ||
+        topics_load(b->topics) < 0 || !(b->groups = groups_new(b)) ||
+        !(b->syncer = syncer_new(b)) ||
         !(b->fetcher = fetcher_new(b)) || !server_new(b) ||
         !(rt->retention = retention_new(b)) || !(b->admin = admin_new(b)) ||
         setup_signals(rt) < 0)
@@ -184,6 +186,7 @@ static void stop(struct runtime *rt)
     server_free(b->server);
     fetcher_free(b->fetcher);
     syncer_free(b->syncer);
+    groups_free(b->groups);
     topics_free(b->topics);
     if (b->store)
         store_sync(b->store);

@@ -3,6 +3,7 @@
 #include "metrics.h"
 
 #include "broker.h"
+#include "group.h"
 #include "kafka.h"
 #include "store.h"
 #include "topic.h"
@@ -268,6 +269,49 @@ static void met_render_broker(struct metrics *m, kc_writer *w)
     met_printf(w, "sluice_bad_frames_total %" PRIu64 "\n", m->bad_frames);
 }
 
+/* Lag series are capped: a broker with many groups shows the first of them. */
+#define MET_LAG_GROUPS_MAX 1000
+
+struct met_lag_pass {
+    struct groups *gs;
+    kc_writer *w;
+    const char *group;
+    int ngroups;
+};
+
+static void met_lag_line(void *arg, const char *topic, int64_t lag)
+{
+    struct met_lag_pass *p = arg;
+    met_printf(p->w, "sluice_group_lag{group=\"");
+    met_label_value(p->w, p->group);
+    met_printf(p->w, "\",topic=\"");
+    met_label_value(p->w, topic);
+    met_printf(p->w, "\"} %" PRId64 "\n", lag);
+}
+
+static void met_lag_group(void *arg, struct group *g)
+{
+    struct met_lag_pass *p = arg;
+    if (!g->ocount || p->ngroups >= MET_LAG_GROUPS_MAX)
+        return;
+    p->ngroups++;
+    p->group = g->id;
+    group_topic_lag(p->gs, g, met_lag_line, p);
+}
+
+static void met_render_groups(struct groups *gs, kc_writer *w)
+{
+    met_family(w, "sluice_groups", "gauge", "Consumer groups known to the coordinator.");
+    met_printf(w, "sluice_groups %zu\n", groups_count(gs));
+    met_family(w, "sluice_group_rebalances_total", "counter", "Group rebalances started.");
+    met_printf(w, "sluice_group_rebalances_total %" PRIu64 "\n", groups_rebalances(gs));
+    met_family(w, "sluice_group_lag", "gauge",
+               "End offset minus committed offset, summed over a topic's partitions, by group "
+               "and topic (the first 1000 groups with offsets).");
+    struct met_lag_pass p = {.gs = gs, .w = w};
+    groups_foreach(gs, met_lag_group, &p);
+}
+
 void metrics_render(struct metrics *m, struct broker *b, kc_writer *w)
 {
     if (!m)
@@ -282,4 +326,6 @@ void metrics_render(struct metrics *m, struct broker *b, kc_writer *w)
     }
     if (b && b->topics)
         met_render_topics(b->topics, w);
+    if (b && b->groups)
+        met_render_groups(b->groups, w);
 }

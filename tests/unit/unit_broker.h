@@ -21,6 +21,7 @@
 #include "crc32c.h"
 #include "ev.h"
 #include "fetch.h"
+#include "group.h"
 #include "kafka.h"
 #include "kcodec.h"
 #include "log.h"
@@ -76,6 +77,8 @@ static inline void ub_start(struct ub *u)
     b->fetcher = fetcher_new(b);
     assert_non_null(b->syncer);
     assert_non_null(b->fetcher);
+    b->groups = groups_new(b);
+    assert_non_null(b->groups);
 }
 
 /* Frees everything ub_start opened, in main.c's stop() order; keeps the directory. */
@@ -85,6 +88,7 @@ static inline void ub_stop(struct ub *u)
 
     fetcher_free(b->fetcher);
     syncer_free(b->syncer);
+    groups_free(b->groups);
     topics_free(b->topics);
     assert_int_equal(store_sync(b->store), 0);
     store_close(b->store);
@@ -92,6 +96,7 @@ static inline void ub_stop(struct ub *u)
     ev_free(b->loop);
     b->fetcher = NULL;
     b->syncer = NULL;
+    b->groups = NULL;
     b->topics = NULL;
     b->store = NULL;
     b->metrics = NULL;
@@ -179,6 +184,17 @@ static inline void ub_assert_done(kc_reader *r, bool fx)
     kc_skip_tags(r, fx);
     assert_true(kc_ok(r));
     assert_int_equal(kc_remaining(r), 0);
+}
+
+/* Fires timer t now if it is armed, as the loop would when it comes due; returns
+ * whether it was armed. Lets tests drive timeouts without sleeping. */
+static inline bool ub_fire(struct ub *u, struct ev_timer *t)
+{
+    if (!ev_timer_active(t))
+        return false;
+    ev_timer_stop(u->b.loop, t);
+    t->fn(u->b.loop, t->arg);
+    return true;
 }
 
 /* ---- record batches ---- */
