@@ -45,7 +45,6 @@ def test_kafkajs_admin_produce(broker):
     assert next_off == {0: 10, 1: 10}
 
 
-@pytest.mark.xfail(reason="needs consumer groups (issue 3)", strict=False)
 def test_kafkajs_group_consume(broker):
     topic = unique("kjsg")
     sent = node(broker, topic, "produce")
