@@ -43,3 +43,10 @@ if [ "$mode" = test ] && [ ! -d tests/.deps/node_modules/kafkajs ]; then
     mkdir -p tests/.deps
     npm install --no-audit --no-fund --prefix tests/.deps kafkajs@2.2.4
 fi
+
+# The S3 server for dataset tests: a SigV4-checking fork of s3rver (tests/s3/s3rver.js).
+if [ "$mode" = test ] && [ ! -d tests/.deps/node_modules/@20minutes/s3rver ]; then
+    echo "deps.sh: installing @20minutes/s3rver@4.0.4 into tests/.deps"
+    mkdir -p tests/.deps
+    npm install --no-audit --no-fund --prefix tests/.deps @20minutes/s3rver@4.0.4
+fi
