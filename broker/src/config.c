@@ -58,6 +58,21 @@ static const struct setting settings[] = {
     I64("offsets.retention.minutes", offsets_retention_minutes, 1, 525600000),
     I64("offsets.retention.check.interval.ms", offsets_retention_check_ms, 10, 86400000),
     I32("offset.metadata.max.bytes", offset_metadata_max_bytes, 0, 1 << 20),
+    I64("cache.memory.bytes", cache_memory_bytes, 1 << 20, 1LL << 44),
+    I64("cache.disk.bytes", cache_disk_bytes, 0, 1LL << 50),
+    S("cache.disk.dir", cache_disk_dir),
+    I64("cache.block.bytes", cache_block_bytes, 4096, 1 << 30),
+    S("tiered.s3.uri", tiered_s3_uri),
+    S("tiered.s3.endpoint", tiered_s3_endpoint),
+    S("tiered.s3.region", tiered_s3_region),
+    S("tiered.s3.access.key.id", tiered_s3_access_key),
+    S("tiered.s3.secret.access.key", tiered_s3_secret_key),
+    I64("tiered.local.retention.ms", tiered_local_retention_ms, -1, INT64_MAX),
+    I64("tiered.local.retention.bytes", tiered_local_retention_bytes, -1, INT64_MAX),
+    I64("tiered.segment.bytes", tiered_segment_bytes, 4096, 1LL << 30),
+    I64("tiered.read.bytes", tiered_read_bytes, 4096, 1LL << 30),
+    I64("tiered.check.interval.ms", tiered_check_ms, 10, 86400000),
+    I64("tiered.cache.bytes", tiered_cache_bytes, 1 << 20, 1LL << 40),
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
@@ -92,6 +107,15 @@ void config_defaults(struct config *c)
     c->offsets_retention_minutes = 10080;
     c->offsets_retention_check_ms = 600000;
     c->offset_metadata_max_bytes = 4096;
+    c->cache_memory_bytes = 256LL << 20;
+    c->cache_disk_bytes = 4LL << 30;
+    c->cache_block_bytes = 8LL << 20;
+    c->tiered_local_retention_ms = 600000;
+    c->tiered_local_retention_bytes = 1LL << 30;
+    c->tiered_segment_bytes = 16LL << 20;
+    c->tiered_read_bytes = 1LL << 20;
+    c->tiered_check_ms = 10000;
+    c->tiered_cache_bytes = 64LL << 20;
 }
 
 static const struct setting *find(const char *key)

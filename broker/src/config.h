@@ -39,6 +39,23 @@ struct config {
     int64_t offsets_retention_minutes;        /* offsets of an empty group live this long */
     int64_t offsets_retention_check_ms;
     int32_t offset_metadata_max_bytes;
+    /* dataset block cache */
+    int64_t cache_memory_bytes; /* memory tier budget */
+    int64_t cache_disk_bytes;   /* disk tier budget; 0: no disk tier */
+    char cache_disk_dir[1024];  /* empty: <data-dir>/cache */
+    int64_t cache_block_bytes;  /* an object is read in blocks of this size */
+    /* tiered storage (tiered.h): where old segments go, and how */
+    char tiered_s3_uri[512];        /* s3://bucket/prefix; empty: storage.mode tiered refused */
+    char tiered_s3_endpoint[256];   /* empty: AWS */
+    char tiered_s3_region[64];
+    char tiered_s3_access_key[128]; /* empty: $AWS_ACCESS_KEY_ID */
+    char tiered_s3_secret_key[256]; /* empty: $AWS_SECRET_ACCESS_KEY */
+    int64_t tiered_local_retention_ms;    /* topic default of local.retention.ms */
+    int64_t tiered_local_retention_bytes; /* topic default of local.retention.bytes */
+    int64_t tiered_segment_bytes; /* largest segment object uploaded */
+    int64_t tiered_read_bytes;    /* a segment is read back in ranged GETs of about this */
+    int64_t tiered_check_ms;      /* how often partitions are checked for uploads */
+    int64_t tiered_cache_bytes;   /* memory for segment bytes read back */
 };
 
 /* Fills in the defaults. */
