@@ -15,7 +15,7 @@
 import time
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from kafka import KafkaAdminClient
 from kafka.structs import OffsetAndMetadata, TopicPartition as KTP
@@ -110,7 +110,6 @@ def test_kafka_python_admin_list_describe_and_all_offsets(group_broker):
     act = Active(b, ta, g_active, client_id="adm-member")
     try:
         act.wait_assigned(3)
-        from confluent_kafka import TopicPartition
         act.c.commit(offsets=[TopicPartition(ta, 0, 4), TopicPartition(ta, 1, 7), TopicPartition(ta, 2, 1)],
                      asynchronous=False)
         simple = {ta: {0: (3, "m-a0"), 2: (0, "")}, tb: {1: (9, "m-b1")}}
@@ -330,7 +329,6 @@ def test_delete_groups_empty_ok_non_empty_refused(group_broker):
     closed = False
     try:
         act.wait_assigned(2)
-        from confluent_kafka import TopicPartition
         act.c.commit(offsets=[TopicPartition(t, 0, 1)], asynchronous=False)
         a = kp_admin(b)
         try:
@@ -383,7 +381,6 @@ def test_offset_delete(group_broker):
     act = Active(b, t, busy)
     try:
         act.wait_assigned(2)
-        from confluent_kafka import TopicPartition
         act.c.commit(offsets=[TopicPartition(t, 0, 1)], asynchronous=False)
         with conn(b) as c:
             r = c.offset_delete(busy, {t: [0]})
