@@ -50,3 +50,8 @@ if [ "$mode" = test ] && [ ! -d tests/.deps/node_modules/@20minutes/s3rver ]; th
     mkdir -p tests/.deps
     npm install --no-audit --no-fund --prefix tests/.deps @20minutes/s3rver@4.0.4
 fi
+
+# librdkafka 2.15.1 with the preview KIP-932 share consumer (tests/share/).
+if [ "$mode" = test ]; then
+    tests/share/build_rdk215.sh
+fi

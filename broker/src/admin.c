@@ -5,11 +5,14 @@
 
 #include "broker.h"
 #include "config.h"
+#include "dataset.h"
 #include "ev.h"
 #include "group.h"
 #include "kcodec.h"
 #include "log.h"
 #include "metrics.h"
+#include "share_admin.h"
+#include "share_view.h"
 #include "topic.h"
 
 #include <arpa/inet.h>
@@ -218,7 +221,8 @@ static cJSON *tj_config(const struct topic *t)
 {
     cJSON *c = cJSON_CreateObject();
     for (int i = 0; c && i < t->nkv; i++) {
-        if (!cJSON_AddStringToObject(c, t->kv[i].key, t->kv[i].value)) {
+        bool secret = !strcmp(t->kv[i].key, "source.secret.access.key");
+        if (!cJSON_AddStringToObject(c, t->kv[i].key, secret ? "[hidden]" : t->kv[i].value)) {
             cJSON_Delete(c);
             return NULL;
         }
@@ -288,6 +292,14 @@ static cJSON *tj_topic(struct topics *ts, struct topic *t, bool stats)
               cJSON_AddStringToObject(o, "id", id) && j_i64(o, "partitions", t->partitions) &&
               j_i64(o, "created_ms", t->created_ms) && j_add(o, "storage", tj_storage(t)) &&
               j_add(o, "config", tj_config(t));
+    if (ok && topic_config_get(t, "shared.virtual.partitions")) {
+        char view[TOPIC_NAME_MAX + 1];
+        share_view_name_of(t, view, sizeof view);
+        cJSON *sh = cJSON_AddObjectToObject(o, "shared");
+        ok = sh && cJSON_AddStringToObject(sh, "view", view);
+    }
+    if (ok && dataset_is_topic(t))
+        ok = j_add(o, "source", dataset_status_json(topics_broker(ts), t));
     if (ok && stats)
         ok = j_add(o, "stats", tj_stats(ts, t));
     if (!ok) {
@@ -368,7 +380,7 @@ static int cfg_init(struct cfg_list *cl, const cJSON *cfg, struct aerr *e)
         aerr_set(e, 400, "invalid_argument", "more than %d config entries", ADMIN_MAX_CONFIGS);
         return -1;
     }
-    cl->cap = n + 3;
+    cl->cap = n + 3 + 6 + 8; /* + storage + shared + source settings */
     cl->ch = calloc((size_t)cl->cap, sizeof *cl->ch);
     cl->num = calloc((size_t)cl->cap, sizeof *cl->num);
     if (!cl->ch || !cl->num) {
@@ -487,6 +499,83 @@ static int cfg_add_storage(struct cfg_list *cl, const cJSON *st, const struct to
         if (cfg_push(cl, i ? "retention.bytes" : "retention.ms", n, false, e) < 0)
             return -1;
     }
+    return 0;
+}
+
+/* Adds the "shared" object ({virtual_partitions, lock_ms, max_deliveries, max_unacked,
+ * name, group}) as shared.* configs; topic.c validates them. Returns 0, or -1 with e set. */
+static int cfg_add_shared(struct cfg_list *cl, const cJSON *sh, struct aerr *e)
+{
+    static const char *const keys[] = {"virtual_partitions", "lock_ms", "max_deliveries",
+                                       "max_unacked",        "name",    "group",
+                                       NULL};
+    static const char *const cfgs[] = {"shared.virtual.partitions", "shared.lock.ms",
+                                       "shared.max.deliveries",     "shared.max.unacked",
+                                       "shared.name",               "shared.group"};
+    if (!sh)
+        return 0;
+    if (!cJSON_IsObject(sh) || j_known_keys(sh, keys, "shared.", e) < 0) {
+        if (!cJSON_IsObject(sh))
+            aerr_set(e, 400, "invalid_argument", "shared must be an object");
+        return -1;
+    }
+    if (!j_get(sh, "virtual_partitions")) {
+        aerr_set(e, 400, "invalid_argument", "shared.virtual_partitions is required");
+        return -1;
+    }
+    for (int i = 0; keys[i]; i++) {
+        const cJSON *v = j_get(sh, keys[i]);
+        if (v && cfg_push(cl, cfgs[i], v, false, e) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Adds the "source" object ({uri, endpoint, region, format, chunk_bytes,
+ * max_record_bytes, credentials: {access_key_id, secret_access_key}}) as source.*
+ * configs; topic.c and dataset.c validate them. Returns 0, or -1 with e set. */
+static int cfg_add_source(struct cfg_list *cl, const cJSON *src, struct aerr *e)
+{
+    static const char *const keys[] = {"uri",         "endpoint",         "region", "format",
+                                       "chunk_bytes", "max_record_bytes", "credentials", NULL};
+    static const char *const cfgs[] = {"source.uri",         "source.endpoint",
+                                       "source.region",      "source.format",
+                                       "source.chunk.bytes", "source.max.record.bytes"};
+    static const char *const ckeys[] = {"access_key_id", "secret_access_key", NULL};
+    if (!src)
+        return 0;
+    if (!cJSON_IsObject(src)) {
+        aerr_set(e, 400, "invalid_argument", "source must be an object");
+        return -1;
+    }
+    if (j_known_keys(src, keys, "source.", e) < 0)
+        return -1;
+    if (!cJSON_IsString(j_get(src, "uri"))) {
+        aerr_set(e, 400, "invalid_argument", "source.uri (s3://bucket/prefix/) is required");
+        return -1;
+    }
+    for (int i = 0; i < 6; i++) {
+        const cJSON *v = j_get(src, keys[i]);
+        if (v && cfg_push(cl, cfgs[i], v, false, e) < 0)
+            return -1;
+    }
+    const cJSON *cr = j_get(src, "credentials");
+    if (!cr)
+        return 0;
+    if (!cJSON_IsObject(cr) || j_known_keys(cr, ckeys, "source.credentials.", e) < 0) {
+        if (!cJSON_IsObject(cr))
+            aerr_set(e, 400, "invalid_argument", "source.credentials must be an object");
+        return -1;
+    }
+    const cJSON *ak = j_get(cr, "access_key_id"), *sk = j_get(cr, "secret_access_key");
+    if (!cJSON_IsString(ak) || !cJSON_IsString(sk)) {
+        aerr_set(e, 400, "invalid_argument",
+                 "source.credentials needs access_key_id and secret_access_key strings");
+        return -1;
+    }
+    if (cfg_push(cl, "source.access.key.id", ak, false, e) < 0 ||
+        cfg_push(cl, "source.secret.access.key", sk, false, e) < 0)
+        return -1;
     return 0;
 }
 
@@ -651,10 +740,6 @@ static int create_parse(struct areq *r, const cJSON *j, const char **name, int64
     const cJSON *v;
     if (j_known_keys(j, keys, "", e) < 0)
         return -1;
-    if (j_get(j, "source") || j_get(j, "shared")) {
-        aerr_set(e, 400, "unsupported", "source and shared topics are not supported yet");
-        return -1;
-    }
     v = cJSON_GetObjectItemCaseSensitive(j, "name");
     if (!cJSON_IsString(v)) {
         aerr_set(e, 400, "invalid_argument", "name must be a string");
@@ -673,6 +758,8 @@ static int create_parse(struct areq *r, const cJSON *j, const char **name, int64
     }
     if (cfg_init(cl, j_get(j, "config"), e) < 0 ||
         cfg_add_storage(cl, j_get(j, "storage"), NULL, e) < 0 ||
+        cfg_add_shared(cl, j_get(j, "shared"), e) < 0 ||
+        cfg_add_source(cl, j_get(j, "source"), e) < 0 ||
         cfg_add_object(cl, j_get(j, "config"), false, e) < 0)
         return -1;
     return 0;
@@ -697,6 +784,12 @@ static enum MHD_Result h_create(struct areq *r, const char *seg)
                           sizeof msg);
     if (rc != KERR_NONE || !t) {
         aerr_kafka(&e, rc != KERR_NONE ? rc : KERR_UNKNOWN_SERVER, msg);
+        ret = reply_err(r, &e, NULL);
+        goto out;
+    }
+    if (share_view_setup(r->a->b, t, msg, sizeof msg) < 0) {
+        topic_delete(ts, t);
+        aerr_set(&e, 400, "invalid_config", "%s", msg);
         ret = reply_err(r, &e, NULL);
         goto out;
     }
@@ -760,6 +853,11 @@ static enum MHD_Result h_patch(struct areq *r, const char *seg)
         patch_apply(ts, t, &cl, parts, true, &e) < 0 ||
         patch_apply(ts, t, &cl, parts, false, &e) < 0)
         goto fail;
+    char vmsg[256];
+    if (share_view_setup(r->a->b, t, vmsg, sizeof vmsg) < 0) {
+        aerr_set(&e, 400, "invalid_config", "%s", vmsg);
+        goto fail;
+    }
     ret = reply_json(r, 200, tj_topic(ts, t, true));
     goto out;
 fail:
@@ -809,6 +907,7 @@ static enum MHD_Result h_groups(struct areq *r, const char *seg)
         return reply_json(r, 500, NULL);
     }
     groups_foreach(r->a->b->groups, list_group, arr);
+    share_admin_list(r->a->b, arr);
     return reply_json(r, 200, j);
 }
 
@@ -881,6 +980,9 @@ static enum MHD_Result h_group(struct areq *r, const char *seg)
         return reply_error(r, 400, "invalid_group_id", "invalid group id");
     struct groups *gs = r->a->b->groups;
     struct group *g = group_find(gs, id, (size_t)n);
+    cJSON *share = share_admin_group(r->a->b, id);
+    if (!g && share)
+        return reply_json(r, 200, share);
     if (!g) {
         struct aerr e;
         aerr_set(&e, 404, "not_found", "group %s does not exist", id);
@@ -906,12 +1008,102 @@ static enum MHD_Result h_group(struct areq *r, const char *seg)
     cJSON *offs = cJSON_AddArrayToObject(j, "offsets");
     int64_t lag = offs ? gj_offsets(gs, g, offs) : 0;
     j_i64(j, "lag", lag);
+    if (share)
+        cJSON_AddItemToObject(j, "share", share);
     return reply_json(r, 200, j);
+}
+
+/* --- share groups --- */
+
+/* Splits "{id}" or "{id}/members/{member}/release" into decoded parts. */
+static int share_path(const char *seg, char *id, size_t idcap, char *member, size_t mcap)
+{
+    const char *slash = strchr(seg, '/');
+    size_t il = slash ? (size_t)(slash - seg) : strlen(seg);
+    int n = pct_decode(seg, il, false, id, idcap);
+    if (n <= 0)
+        return -1;
+    if (!slash)
+        return 0;
+    static const char mem[] = "/members/", rel[] = "/release";
+    const char *ms = slash;
+    if (strncmp(ms, mem, sizeof mem - 1))
+        return -1;
+    ms += sizeof mem - 1;
+    const char *end = strchr(ms, '/');
+    if (!end || strcmp(end, rel) || end == ms)
+        return -1;
+    return pct_decode(ms, (size_t)(end - ms), false, member, mcap) > 0 ? 1 : -1;
+}
+
+static enum MHD_Result h_share_group(struct areq *r, const char *seg)
+{
+    char id[GROUP_ID_MAX + 1], member[GROUP_STR_MAX + 1];
+    int kind = share_path(seg, id, sizeof id, member, sizeof member);
+    bool get = !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD");
+    int status = 200;
+    cJSON *out = NULL;
+    struct aerr e;
+    if (kind < 0 || (kind == 1) != !strcmp(r->method, "POST") ||
+        (kind == 0 && !get && strcmp(r->method, "PUT")))
+        return reply_error(r, kind < 0 ? 404 : 405, kind < 0 ? "not_found" : "method_not_allowed",
+                           "no such share group endpoint");
+    if (kind == 1) {
+        out = share_admin_release(r->a->b, id, member, &status);
+    } else if (get) {
+        out = share_admin_group(r->a->b, id);
+        if (!out)
+            return reply_error(r, 404, "not_found", "no such share group");
+    } else {
+        cJSON *j = body_json(r, &e);
+        if (!j)
+            return reply_err(r, &e, NULL);
+        out = share_admin_put(r->a->b, id, j, &status);
+        cJSON_Delete(j);
+    }
+    return reply_json(r, status, out);
+}
+
+/* Dataset endpoints: seg is "{name}/{action}"; dataset.c does the work. */
+static enum MHD_Result h_topic_action(struct areq *r, const char *seg)
+{
+    char name[3 * TOPIC_NAME_MAX + 1], msg[256] = "";
+    const char *slash = strchr(seg, '/'), *code = "internal";
+    struct aerr e;
+    size_t nl = (size_t)(slash - seg);
+    if (nl >= sizeof name)
+        return reply_error(r, 400, "invalid_topic_name", "invalid topic name");
+    memcpy(name, seg, nl);
+    name[nl] = 0;
+    struct topic *t = path_topic(r, name, &e);
+    if (!t)
+        return reply_err(r, &e, NULL);
+    bool post = !strcmp(r->method, "POST");
+    cJSON *body = NULL, *out = NULL;
+    if (post && r->body->len > 0 && !(body = body_json(r, &e)))
+        return reply_err(r, &e, NULL);
+    int st = dataset_admin(r->a->b, t, slash + 1, post ? "POST" : "GET", body, &out, &code, msg,
+                           sizeof msg);
+    cJSON_Delete(body);
+    if (out)
+        return reply_json(r, st, out);
+    return reply_error(r, st, code, msg);
 }
 
 /* --- routing --- */
 
-enum admin_path { P_NONE = 0, P_HEALTHZ, P_READYZ, P_METRICS, P_TOPICS, P_TOPIC, P_GROUPS, P_GROUP };
+enum admin_path {
+    P_NONE = 0,
+    P_HEALTHZ,
+    P_READYZ,
+    P_METRICS,
+    P_TOPICS,
+    P_TOPIC,
+    P_GROUPS,
+    P_GROUP,
+    P_SHARE_GROUP,
+    P_TOPIC_ACTION, /* /v1/topics/{name}/{rescan|warm|cache} (dataset topics) */
+};
 
 static const struct admin_route {
     enum admin_path path;
@@ -924,6 +1116,9 @@ static const struct admin_route {
     {P_TOPICS, "POST", h_create, false},  {P_TOPIC, "GET", h_get, false},
     {P_TOPIC, "PATCH", h_patch, false},   {P_TOPIC, "DELETE", h_delete, false},
     {P_GROUPS, "GET", h_groups, false},   {P_GROUP, "GET", h_group, false},
+    {P_SHARE_GROUP, "GET", h_share_group, false}, {P_SHARE_GROUP, "PUT", h_share_group, false},
+    {P_SHARE_GROUP, "POST", h_share_group, false},
+    {P_TOPIC_ACTION, "GET", h_topic_action, false}, {P_TOPIC_ACTION, "POST", h_topic_action, false},
 };
 
 static const char *const admin_allow[] = {
@@ -934,12 +1129,19 @@ static const char *const admin_allow[] = {
     [P_TOPIC] = "GET, HEAD, PATCH, DELETE",
     [P_GROUPS] = "GET, HEAD",
     [P_GROUP] = "GET, HEAD",
+    [P_SHARE_GROUP] = "GET, HEAD, PUT, POST",
+    [P_TOPIC_ACTION] = "GET, HEAD, POST",
 };
 
 /* Matches the (still escaped) path; sets *seg to the {name} segment for P_TOPIC. */
 static enum admin_path admin_match(const char *url, const char **seg)
 {
     static const char topics[] = "/v1/topics", groups[] = "/v1/groups";
+    static const char sgroups[] = "/v1/share-groups/";
+    if (!strncmp(url, sgroups, sizeof sgroups - 1) && url[sizeof sgroups - 1]) {
+        *seg = url + sizeof sgroups - 1;
+        return P_SHARE_GROUP;
+    }
     if (!strncmp(url, groups, sizeof groups - 1)) {
         url += sizeof groups - 1;
         if (!*url)
@@ -960,6 +1162,11 @@ static enum admin_path admin_match(const char *url, const char **seg)
     url += sizeof topics - 1;
     if (!*url)
         return P_TOPICS;
+    const char *slash = *url == '/' ? strchr(url + 1, '/') : NULL;
+    if (slash && slash > url + 1 && slash[1] && !strchr(slash + 1, '/')) {
+        *seg = url + 1;
+        return P_TOPIC_ACTION;
+    }
     if (*url != '/' || !url[1] || strchr(url + 1, '/'))
         return P_NONE;
     *seg = url + 1;

@@ -6,6 +6,8 @@
 #include "crc32c.h"
 #include "kcodec.h"
 
+#include <string.h>
+
 #define BATCH_MAGIC_V2 2
 #define BATCH_MAX_COUNT (1 << 26)
 /* length varint + attributes, timestampDelta, offsetDelta, keyLength, valueLength,
@@ -201,4 +203,121 @@ int32_t batch_offset_for_time(const uint8_t *p, size_t len, int64_t ts, int64_t 
         }
     }
     return 0;
+}
+
+/* ---- encoding ---- */
+
+static int varint_len(int64_t v)
+{
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    int n = 1;
+    while (z >= 0x80) {
+        z >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static int64_t value_len(const struct batch_record *r)
+{
+    int64_t n = 0;
+    for (int i = 0; i < r->nvalue; i++)
+        n += (int64_t)r->value[i].len;
+    return n;
+}
+
+/* Size of the record body (everything after the length varint), or -1. */
+static int64_t record_body_size(const struct batch_record *r, int32_t delta, int64_t first_ts)
+{
+    int64_t vl = value_len(r), n = 1; /* attributes */
+    if (vl > INT32_MAX || r->key_len > INT32_MAX || r->nheaders < 0)
+        return -1;
+    n += varint_len(r->timestamp - first_ts) + varint_len(delta);
+    n += r->key ? varint_len((int64_t)r->key_len) + (int64_t)r->key_len : 1;
+    n += r->null_value ? 1 : varint_len(vl) + vl;
+    n += varint_len(r->nheaders);
+    for (int i = 0; i < r->nheaders; i++) {
+        const struct batch_header_kv *h = &r->headers[i];
+        if (h->key_len > INT32_MAX || h->value_len > INT32_MAX)
+            return -1;
+        n += varint_len((int64_t)h->key_len) + (int64_t)h->key_len;
+        n += h->value ? varint_len((int64_t)h->value_len) + (int64_t)h->value_len : 1;
+    }
+    return n > INT32_MAX ? -1 : n;
+}
+
+int64_t batch_record_size(const struct batch_record *r, int32_t offset_delta, int64_t first_ts)
+{
+    int64_t n = record_body_size(r, offset_delta, first_ts);
+    return n < 0 ? -1 : n + varint_len(n);
+}
+
+void batch_enc_begin(struct batch_enc *e, kc_writer *w, int64_t base_offset, int64_t first_ts)
+{
+    *e = (struct batch_enc){.w = w, .at = w->len, .base_offset = base_offset,
+                            .first_ts = first_ts, .max_ts = first_ts, .last_delta = -1};
+    uint8_t *h = kc_w_room(w, BATCH_HEADER_LEN);
+    if (!h)
+        return;
+    memset(h, 0, BATCH_HEADER_LEN);
+    kc_w_commit(w, BATCH_HEADER_LEN);
+}
+
+int batch_enc_add(struct batch_enc *e, const struct batch_record *r, int32_t offset_delta)
+{
+    int64_t body = record_body_size(r, offset_delta, e->first_ts);
+    kc_writer *w = e->w;
+    if (body < 0 || offset_delta <= e->last_delta || w->err)
+        return -1;
+    kc_w_varint(w, (int32_t)body);
+    kc_w_i8(w, 0);
+    kc_w_varlong(w, r->timestamp - e->first_ts);
+    kc_w_varint(w, offset_delta);
+    kc_w_varint(w, r->key ? (int32_t)r->key_len : -1);
+    if (r->key)
+        kc_w_raw(w, r->key, r->key_len);
+    kc_w_varint(w, r->null_value ? -1 : (int32_t)value_len(r));
+    for (int i = 0; !r->null_value && i < r->nvalue; i++)
+        kc_w_raw(w, r->value[i].p, r->value[i].len);
+    kc_w_varint(w, r->nheaders);
+    for (int i = 0; i < r->nheaders; i++) {
+        const struct batch_header_kv *h = &r->headers[i];
+        kc_w_varint(w, (int32_t)h->key_len);
+        kc_w_raw(w, h->key, h->key_len);
+        kc_w_varint(w, h->value ? (int32_t)h->value_len : -1);
+        if (h->value)
+            kc_w_raw(w, h->value, h->value_len);
+    }
+    if (r->timestamp > e->max_ts)
+        e->max_ts = r->timestamp;
+    e->count++;
+    e->last_delta = offset_delta;
+    return w->err ? -1 : 0;
+}
+
+int64_t batch_enc_end(struct batch_enc *e, int32_t claim_last_delta)
+{
+    kc_writer *w = e->w;
+    if (w->err || e->count == 0 || w->len - e->at > INT32_MAX)
+        return -1;
+    uint8_t *p = w->p + e->at;
+    size_t len = w->len - e->at;
+    int32_t last = claim_last_delta > e->last_delta ? claim_last_delta : e->last_delta;
+    kc_put_be64(p + BATCH_OFF_BASE_OFFSET, (uint64_t)e->base_offset);
+    kc_put_be32(p + BATCH_OFF_LENGTH, (uint32_t)(len - BATCH_LOG_OVERHEAD));
+    kc_put_be32(p + BATCH_OFF_LEADER_EPOCH, 0);
+    p[BATCH_OFF_MAGIC] = BATCH_MAGIC_V2;
+    p[BATCH_OFF_ATTRIBUTES] = 0;
+    p[BATCH_OFF_ATTRIBUTES + 1] = 0;
+    kc_put_be32(p + BATCH_OFF_LAST_DELTA, (uint32_t)last);
+    kc_put_be64(p + BATCH_OFF_FIRST_TS, (uint64_t)e->first_ts);
+    kc_put_be64(p + BATCH_OFF_MAX_TS, (uint64_t)e->max_ts);
+    kc_put_be64(p + BATCH_OFF_PRODUCER_ID, (uint64_t)-1);
+    p[BATCH_OFF_PRODUCER_EPOCH] = 0xff;
+    p[BATCH_OFF_PRODUCER_EPOCH + 1] = 0xff;
+    kc_put_be32(p + BATCH_OFF_BASE_SEQ, (uint32_t)-1);
+    kc_put_be32(p + BATCH_OFF_COUNT, (uint32_t)e->count);
+    uint32_t crc = crc32c(0, p + BATCH_OFF_ATTRIBUTES, len - BATCH_OFF_ATTRIBUTES);
+    kc_put_be32(p + BATCH_OFF_CRC, crc);
+    return (int64_t)len;
 }

@@ -78,6 +78,59 @@ int batch_validate(const uint8_t *p, size_t len, struct batch_hdr *h);
  * batches answer for their first record. */
 int32_t batch_offset_for_time(const uint8_t *p, size_t len, int64_t ts, int64_t *found_ts);
 
+/* ---- encoding (dataset topics build their batches on the broker) ---- */
+
+struct kc_writer;
+
+/* A value in pieces, so a record can be written straight from cache blocks. */
+struct batch_piece {
+    const void *p;
+    size_t len;
+};
+
+struct batch_header_kv {
+    const char *key;
+    size_t key_len;
+    const void *value; /* NULL: a null header value */
+    size_t value_len;
+};
+
+/* One record. key/value NULL means null. The value is value[0..nvalue) concatenated. */
+struct batch_record {
+    const void *key;
+    size_t key_len;
+    const struct batch_piece *value;
+    int nvalue;
+    bool null_value;
+    const struct batch_header_kv *headers;
+    int nheaders;
+    int64_t timestamp;
+};
+
+/* An uncompressed magic-v2 batch being written into a writer. */
+struct batch_enc {
+    struct kc_writer *w;
+    size_t at;            /* where the batch starts in w */
+    int64_t base_offset;
+    int64_t first_ts, max_ts;
+    int32_t count;
+    int32_t last_delta;   /* offsetDelta of the last record added */
+};
+
+/* Bytes record r takes in a batch (its length varint included), or -1 when a field is
+ * too big for the format (any length past INT32_MAX). */
+int64_t batch_record_size(const struct batch_record *r, int32_t offset_delta, int64_t first_ts);
+/* Starts a batch at base_offset; every record's timestamp is a delta from first_ts. */
+void batch_enc_begin(struct batch_enc *e, struct kc_writer *w, int64_t base_offset,
+                     int64_t first_ts);
+/* Appends r with offsetDelta (strictly increasing across calls). Returns 0 or -1. */
+int batch_enc_add(struct batch_enc *e, const struct batch_record *r, int32_t offset_delta);
+/* Fills in the header and CRC32C. lastOffsetDelta is last_delta, or the larger
+ * claim_last_delta (>= 0): a batch may claim offsets past its last record, as compacted
+ * batches do, so that consumers move their position past a gap. Returns the batch's
+ * size, or -1 (no records, or the writer failed). */
+int64_t batch_enc_end(struct batch_enc *e, int32_t claim_last_delta);
+
 /* Rewrites baseOffset in place. */
 void batch_set_base_offset(uint8_t *p, int64_t base_offset);
 /* Rewrites partitionLeaderEpoch in place (also outside the CRC). */

@@ -17,6 +17,12 @@ struct admin;
 struct server;
 struct fetcher;
 struct groups;
+struct shares;
+struct sviews;
+struct sgroups;
+struct share_fetcher;
+struct datasets;
+struct tiered;
 
 struct broker {
     struct config cfg;
@@ -29,6 +35,12 @@ struct broker {
     struct server *server;
     struct fetcher *fetcher;
     struct groups *groups;
+    struct shares *shares; /* share-group state (share.h) */
+    struct sviews *views;  /* shared views for classic consumers (share_view.h) */
+    struct sgroups *sgroups;         /* share-group members and sessions (sgroup.h) */
+    struct share_fetcher *sfetcher;  /* parked ShareFetch requests (kapi_share.h) */
+    struct datasets *datasets;       /* dataset topics and their block cache (dataset.h) */
+    struct tiered *tiered;           /* storage.mode tiered: uploads, remote reads (tiered.h) */
     char adv_host[256]; /* advertised host and port */
     int adv_port;
     bool ready;        /* serving: /readyz answers 200 */

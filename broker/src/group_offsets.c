@@ -9,6 +9,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "share_view.h"
 #include "store.h"
 #include "topic.h"
 
@@ -256,13 +257,17 @@ struct goff_commit {
     kc_str metadata;
 };
 
-/* Per-partition checks of one commit entry. */
-static int16_t commit_entry_check(struct groups *gs, const struct goff_commit *c)
+/* Per-partition checks of one commit entry; *view is set for a shared view's partition. */
+static int16_t commit_entry_check(struct groups *gs, const struct goff_commit *c, bool *view)
 {
     struct broker *b = groups_broker(gs);
     struct topic *t =
         c->topic.len > 0 ? topic_find(b->topics, c->topic.p, (size_t)c->topic.len) : NULL;
-    if (!t || c->partition < 0 || c->partition >= t->partitions)
+    struct sview *sv =
+        t || c->topic.len <= 0 ? NULL : share_view_find(b, c->topic.p, (size_t)c->topic.len);
+    int32_t parts = t ? t->partitions : sv ? share_view_partitions(sv) : 0;
+    *view = sv != NULL;
+    if ((!t && !sv) || c->partition < 0 || c->partition >= parts)
         return KERR_UNKNOWN_TOPIC_OR_PARTITION;
     if (c->metadata.len > b->cfg.offset_metadata_max_bytes)
         return GERR_OFFSET_METADATA_TOO_LARGE;
@@ -299,7 +304,8 @@ int16_t group_commit_stage(struct gcommit *c, kc_str topic, int32_t partition, i
                            int32_t leader_epoch, kc_str metadata)
 {
     struct goff_commit e = {topic, partition, metadata};
-    int16_t err = commit_entry_check(c->gs, &e);
+    bool view;
+    int16_t err = commit_entry_check(c->gs, &e, &view);
     if (err)
         return err;
     uint8_t k[KEY_MAX];
@@ -331,11 +337,15 @@ int16_t group_commit_apply(struct gcommit *c, kc_str topic, int32_t partition, i
                            int32_t leader_epoch, kc_str metadata)
 {
     struct goff_commit e = {topic, partition, metadata};
-    int16_t err = commit_entry_check(c->gs, &e);
+    bool view;
+    int16_t err = commit_entry_check(c->gs, &e, &view);
     if (err)
         return err;
     if (c->failed)
         return KERR_UNKNOWN_SERVER;
+    if (view) /* acknowledges what the view partition gave out below offset */
+        share_view_committed(groups_broker(c->gs), c->g->id, topic.p, (size_t)topic.len,
+                             partition, offset);
     if (off_put(c->g, topic.p, (size_t)topic.len, partition, offset, leader_epoch, c->now_ms,
                 metadata) < 0)
         return KERR_UNKNOWN_SERVER; /* stored, but only visible after a restart */
@@ -445,6 +455,8 @@ int64_t group_end_offset(struct groups *gs, const char *topic, int32_t partition
     struct topics *ts = groups_broker(gs)->topics;
     struct topic *t = topic_find(ts, topic, strlen(topic));
     struct partition *p = t ? topic_partition(ts, t, partition) : NULL;
+    if (!t)
+        return share_view_end_offset(groups_broker(gs), topic, partition);
     return p ? p->hwm : -1;
 }
 

@@ -37,6 +37,10 @@ const struct kapi kapi_table[KAPI_MAX_KEY] = {
     [44] = {"IncrementalAlterConfigs", 0, 1, 1, kapi_incremental_alter_configs},
     [47] = {"OffsetDelete", 0, 0, -1, kapi_offset_delete},
     [60] = {"DescribeCluster", 0, 1, 0, kapi_describe_cluster},
+    [76] = {"ShareGroupHeartbeat", 0, 1, 0, kapi_share_group_heartbeat},
+    [77] = {"ShareGroupDescribe", 0, 1, 0, kapi_share_group_describe},
+    [78] = {"ShareFetch", 0, 1, 0, kapi_share_fetch},
+    [79] = {"ShareAcknowledge", 0, 1, 0, kapi_share_acknowledge},
 };
 
 enum { API_VERSIONS_KEY = 18 };

@@ -8,6 +8,7 @@
 
 #include "broker.h"
 #include "kafka.h"
+#include "kapi_share.h"
 #include "topic.h"
 
 #include <inttypes.h>
@@ -23,11 +24,16 @@ enum {
 
 #define ADM_MSG 256
 
-/* ConfigResource.Type */
-enum { RES_TOPIC = 2, RES_BROKER = 4 };
+/* ConfigResource.Type (GROUP is 32 here; 3 is a group only in ACL ResourceType) */
+enum { RES_TOPIC = 2, RES_BROKER = 4, RES_GROUP = 32 };
 
 /* DescribeConfigsResponse ConfigSource */
-enum { SRC_TOPIC_CONFIG = 1, SRC_STATIC_BROKER_CONFIG = 4, SRC_DEFAULT_CONFIG = 5 };
+enum {
+    SRC_TOPIC_CONFIG = 1,
+    SRC_STATIC_BROKER_CONFIG = 4,
+    SRC_DEFAULT_CONFIG = 5,
+    SRC_GROUP_CONFIG = 8,
+};
 
 /* DescribeConfigsResponse ConfigType */
 enum {
@@ -354,6 +360,23 @@ static void cfg_w_topic(struct cfg_emit *e, struct topics *ts, const struct topi
     kc_w_array(w, e->flex, e->count);
     e->w = w;
     topic_config_describe(ts, t, cfg_topic_cb, e);
+}
+
+static void cfg_group_cb(void *arg, const char *key, const char *value, bool is_default,
+                         bool read_only)
+{
+    cfg_emit_one(arg, key, value, is_default ? SRC_DEFAULT_CONFIG : SRC_GROUP_CONFIG, read_only);
+}
+
+/* Writes the configs of share group `group` as an array. */
+static void cfg_w_group(struct cfg_emit *e, struct broker *b, kc_str group, kc_writer *w)
+{
+    e->w = NULL;
+    e->count = 0;
+    kapi_share_group_cfg_describe(b, group, cfg_group_cb, e);
+    kc_w_array(w, e->flex, e->count);
+    e->w = w;
+    kapi_share_group_cfg_describe(b, group, cfg_group_cb, e);
 }
 
 /* The broker's own settings: a small, read-only set taken from its configuration. */
@@ -985,6 +1008,9 @@ static int16_t dc_check(struct kreq *req, int32_t n, const struct dc_res *res, s
                             req->b->cfg.node_id, (int)res->name.len, res->name.p);
         return KERR_NONE;
     }
+    if (res->type == RES_GROUP)
+        return res->name.len > 0 ? KERR_NONE
+                                 : adm_fail(KERR_INVALID_REQUEST, msg, len, "Invalid group id");
     if (res->type != RES_TOPIC)
         return adm_fail(KERR_INVALID_REQUEST, msg, len, "Unsupported resource type %d",
                         (int)res->type);
@@ -1013,6 +1039,8 @@ static void dc_w_result(struct kreq *req, int32_t n, const struct dc_res *res, k
         kc_w_array(w, e->flex, 0); /* Configs */
     else if (tp)
         cfg_w_topic(e, req->b->topics, tp, w);
+    else if (res->type == RES_GROUP)
+        cfg_w_group(e, req->b, res->name, w);
     else
         cfg_w_broker(e, &req->b->cfg, w);
     kc_w_tags(w, e->flex);
@@ -1143,7 +1171,10 @@ static int16_t ac_apply(struct kreq *req, int32_t n, struct ac_res *res,
         return adm_fail(KERR_INVALID_REQUEST, res->msg, sizeof res->msg,
                         "Broker configs are static in this broker; set them in its config "
                         "file or environment");
-    if (res->type != RES_TOPIC)
+    if (res->type == RES_GROUP && !incremental)
+        return adm_fail(KERR_INVALID_REQUEST, res->msg, sizeof res->msg,
+                        "Group configs are set with IncrementalAlterConfigs");
+    if (res->type != RES_TOPIC && res->type != RES_GROUP)
         return adm_fail(KERR_INVALID_REQUEST, res->msg, sizeof res->msg,
                         "Unsupported resource type %d", (int)res->type);
     if (res->err)
@@ -1151,6 +1182,9 @@ static int16_t ac_apply(struct kreq *req, int32_t n, struct ac_res *res,
     if ((d = ac_dup_key(ch, res->n)) >= 0)
         return adm_fail(KERR_INVALID_REQUEST, res->msg, sizeof res->msg,
                         "Duplicate config key %.*s", (int)ch[d].key_len, ch[d].key);
+    if (res->type == RES_GROUP)
+        return kapi_share_group_cfg_alter(req->b, res->name, ch, res->n, validate_only, res->msg,
+                                          sizeof res->msg);
     tp = topic_find(req->b->topics, res->name.p, (size_t)res->name.len);
     if (!tp)
         return adm_fail(KERR_UNKNOWN_TOPIC_OR_PARTITION, res->msg, sizeof res->msg,

@@ -7,7 +7,10 @@
 #include "ev.h"
 #include "fetch.h"
 #include "kafka.h"
+#include "kapi_share.h"
 #include "log.h"
+#include "share_view.h"
+#include "tiered.h"
 #include "topic.h"
 
 #include <stdlib.h>
@@ -45,6 +48,7 @@ struct fetcher {
 /* What one execution of a fetch found. */
 struct fexec {
     int64_t bytes;
+    int64_t view_bytes; /* handed out by shared views: such a fetch never parks again */
     bool error;
     struct pfetch *collect; /* when set, partitions visited are hooked */
 };
@@ -60,6 +64,8 @@ static void hook_partition(struct pfetch *f, struct partition *p)
     p->waiters = w;
     f->hooks = w;
 }
+
+static void hook_view_part(void *arg, struct partition *p) { hook_partition(arg, p); }
 
 static void unhook_all(struct pfetch *f)
 {
@@ -78,15 +84,25 @@ static void unhook_all(struct pfetch *f)
 
 /* ---- executing a fetch ---- */
 
-/* Writes records as (compact) bytes, reading them straight into the response. */
+/* A shared view's partition being read (share_view.h); its offsets come out of the read. */
+struct vread {
+    struct sview *sv;
+    int32_t idx;
+    int64_t hwm, start;
+};
+
+/* Writes records as (compact) bytes, reading them straight into the response from the
+ * partition log, or from a shared view when vr is set. */
 static int16_t write_records(struct kreq *req, kc_writer *w, struct partition *p, int64_t off,
-                             int64_t max, bool one, int64_t *copied)
+                             int64_t max, bool one, int64_t *copied, struct vread *vr)
 {
     size_t at = w->len;
     int lenbytes = req->flexible ? 5 : 4;
     kc_w_room(w, (size_t)lenbytes);
     kc_w_commit(w, (size_t)lenbytes);
-    int16_t err = (int16_t)plog_read(req->b->topics, p, off, max, one, w, copied);
+    int16_t err = vr ? share_view_read(vr->sv, req->conn, req->client_id, vr->idx, off, max, w,
+                                       copied, &vr->hwm, &vr->start)
+                     : (int16_t)plog_read(req->b->topics, p, off, max, one, w, copied);
     if (w->err)
         return KERR_UNKNOWN_SERVER;
     if (!req->flexible) {
@@ -103,12 +119,15 @@ static int16_t write_records(struct kreq *req, kc_writer *w, struct partition *p
     return err;
 }
 
-static void write_partition_head(struct kreq *req, kc_writer *w, int32_t idx, int16_t err,
-                                 const struct partition *p)
+/* Writes a partition's header; returns where high_watermark went, for a shared view to
+ * patch once its read has moved it (patch_partition_head). */
+static size_t write_partition_head(struct kreq *req, kc_writer *w, int32_t idx, int16_t err,
+                                   const struct partition *p)
 {
     int16_t v = req->api_version;
     kc_w_i32(w, idx);
     kc_w_i16(w, err);
+    size_t at = w->len;
     kc_w_i64(w, p ? p->hwm : -1); /* high_watermark */
     if (v >= 4)
         kc_w_i64(w, p ? p->hwm : -1); /* last_stable_offset */
@@ -118,11 +137,50 @@ static void write_partition_head(struct kreq *req, kc_writer *w, int32_t idx, in
         kc_w_array(w, req->flexible, -1); /* aborted_transactions */
     if (v >= 11)
         kc_w_i32(w, -1); /* preferred_read_replica */
+    return at;
+}
+
+static void patch_partition_head(struct kreq *req, kc_writer *w, size_t at, int64_t hwm,
+                                 int64_t start)
+{
+    if (w->err)
+        return;
+    kc_put_be64(w->p + at, (uint64_t)hwm);
+    if (req->api_version >= 4)
+        kc_put_be64(w->p + at + 8, (uint64_t)hwm);
+    if (req->api_version >= 5)
+        kc_put_be64(w->p + at + 16, (uint64_t)start);
+}
+
+/* One partitions[] entry of a shared view: served by share_view_read, never out of range. */
+static void fetch_view_partition(struct kreq *req, kc_writer *w, struct sview *sv, int32_t idx,
+                                 int64_t off, int32_t pmax, struct fexec *x, int64_t *budget)
+{
+    int16_t err = req->api_version < 4                         ? KERR_UNSUPPORTED_VERSION
+                  : idx < 0 || idx >= share_view_partitions(sv) ? KERR_UNKNOWN_TOPIC_OR_PARTITION
+                                                                : KERR_NONE;
+    struct vread vr = {sv, idx, -1, -1};
+    int64_t copied = 0;
+    size_t at = write_partition_head(req, w, idx, err, NULL);
+    if (!err && *budget > 0)
+        err = write_records(req, w, NULL, off, pmax < *budget ? pmax : *budget, true, &copied,
+                            &vr);
+    else
+        kc_w_bytes(w, req->flexible, "", 0); /* empty, never null: librdkafka 2.0 rejects null */
+    if (!err && vr.hwm >= 0)
+        patch_partition_head(req, w, at, vr.hwm, vr.start);
+    kc_w_tags(w, req->flexible);
+    x->bytes += copied;
+    x->view_bytes += copied;
+    *budget -= copied;
+    x->error |= err != KERR_NONE;
+    if (x->collect && !err)
+        share_view_foreach_real(req->b, sv, hook_view_part, x->collect);
 }
 
 /* Reads one partitions[] entry of the request and writes its response. */
-static void fetch_partition(struct kreq *req, kc_writer *w, struct topic *t, int16_t terr,
-                            struct fexec *x, int64_t *budget)
+static void fetch_partition(struct kreq *req, kc_writer *w, struct topic *t, struct sview *sv,
+                            int16_t terr, struct fexec *x, int64_t *budget)
 {
     kc_reader *r = &req->r;
     int16_t v = req->api_version;
@@ -136,6 +194,10 @@ static void fetch_partition(struct kreq *req, kc_writer *w, struct topic *t, int
         kc_i64(r); /* log_start_offset */
     int32_t pmax = kc_i32(r);
     kc_skip_tags(r, req->flexible);
+    if (sv && kc_ok(r)) {
+        fetch_view_partition(req, w, sv, idx, off, pmax, x, budget);
+        return;
+    }
     struct partition *p = t ? topic_partition(req->b->topics, t, idx) : NULL;
     int16_t err = v < 4 ? KERR_UNSUPPORTED_VERSION
                   : terr ? terr
@@ -147,9 +209,9 @@ static void fetch_partition(struct kreq *req, kc_writer *w, struct topic *t, int
     write_partition_head(req, w, idx, err, err ? NULL : p); /* Kafka sends -1s on error */
     if (!err && off < p->hwm && *budget > 0) {
         int64_t max = pmax < *budget ? pmax : *budget;
-        err = write_records(req, w, p, off, max, x->bytes == 0, &copied);
+        err = write_records(req, w, p, off, max, x->bytes == 0, &copied, NULL);
     } else {
-        kc_w_bytes(w, req->flexible, err ? NULL : "", 0);
+        kc_w_bytes(w, req->flexible, "", 0); /* empty, never null: librdkafka 2.0 rejects null */
     }
     kc_w_tags(w, req->flexible);
     x->bytes += copied;
@@ -159,21 +221,27 @@ static void fetch_partition(struct kreq *req, kc_writer *w, struct topic *t, int
         hook_partition(x->collect, p);
 }
 
-static struct topic *fetch_topic(struct kreq *req, kc_writer *w, int16_t *terr)
+/* Resolves the topic (by id from v13, else by name), or a shared view into *sv. */
+static struct topic *fetch_topic(struct kreq *req, kc_writer *w, int16_t *terr, struct sview **sv)
 {
     uint8_t id[16];
     struct topic *t;
+    *sv = NULL;
     if (req->api_version >= 13) {
         kc_uuid(&req->r, id);
         t = topic_find_id(req->b->topics, id);
+        if (!t)
+            *sv = share_view_find_id(req->b, id);
         kc_w_uuid(w, id);
-        *terr = t ? KERR_NONE : KERR_UNKNOWN_TOPIC_ID;
+        *terr = t || *sv ? KERR_NONE : KERR_UNKNOWN_TOPIC_ID;
         return t;
     }
     kc_str name = kc_string(&req->r, req->flexible);
     t = name.len >= 0 ? topic_find(req->b->topics, name.p, (size_t)name.len) : NULL;
+    if (!t && name.len > 0)
+        *sv = share_view_find(req->b, name.p, (size_t)name.len);
     kc_w_string(w, req->flexible, name.p, name.len < 0 ? 0 : name.len);
-    *terr = t ? KERR_NONE : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    *terr = t || *sv ? KERR_NONE : KERR_UNKNOWN_TOPIC_OR_PARTITION;
     return t;
 }
 
@@ -209,13 +277,14 @@ static int fetch_execute(struct kreq *req, kc_writer *w, struct fexec *x, int32_
     kc_w_array(w, fx, nt);
     for (int32_t i = 0; i < nt && kc_ok(r); i++) {
         int16_t terr;
-        struct topic *t = fetch_topic(req, w, &terr);
+        struct sview *sv;
+        struct topic *t = fetch_topic(req, w, &terr, &sv);
         int32_t np = kc_array(r, fx, 16);
         if (!kc_ok(r) || np < 0)
             return -1;
         kc_w_array(w, fx, np);
         for (int32_t j = 0; j < np && kc_ok(r); j++)
-            fetch_partition(req, w, t, terr, x, &budget);
+            fetch_partition(req, w, t, sv, terr, x, &budget);
         kc_skip_tags(r, fx);
         kc_w_tags(w, fx);
     }
@@ -271,7 +340,7 @@ static void pfetch_run(struct pfetch *f, bool final)
     struct fexec x = {.collect = final ? NULL : f};
     int32_t max_wait, min_bytes;
     int rc = fetch_execute(&req, w, &x, &max_wait, &min_bytes);
-    if (!final && rc == 0 && !x.error && x.bytes < f->min_bytes && !w->err)
+    if (!final && rc == 0 && !x.error && x.bytes < f->min_bytes && !x.view_bytes && !w->err)
         return; /* hooked again; keep waiting */
     struct kslot *s = f->slot;
     s->owner = NULL;
@@ -284,6 +353,7 @@ static void on_timeout(struct ev_loop *l, void *arg) { pfetch_run(arg, true); }
 void fetch_wake_partition(struct broker *b, struct partition *p)
 {
     struct fetcher *fr = b->fetcher;
+    share_fetch_wake(b, p);
     while (p->waiters) {
         struct pfetch *f = p->waiters->f;
         unhook_all(f); /* removes every hook of f, including this one */
@@ -346,7 +416,7 @@ int kapi_fetch(struct kreq *req, kc_writer *w)
     int32_t max_wait, min_bytes;
     if (fetch_execute(req, w, &x, &max_wait, &min_bytes) < 0)
         return KAPI_EPARSE;
-    if (x.error || x.bytes >= min_bytes || max_wait <= 0 || req->b->draining)
+    if (x.error || x.bytes >= min_bytes || x.view_bytes || max_wait <= 0 || req->b->draining)
         return KAPI_DONE;
     if (max_wait > 300000)
         max_wait = 300000;
@@ -380,9 +450,13 @@ void fetcher_release_all(struct fetcher *f)
 enum { TS_LATEST = -1, TS_EARLIEST = -2 };
 
 /* Resolves one partition's timestamp query into (offset, timestamp). */
-static int16_t list_offset(struct kreq *req, struct topic *t, int32_t idx, int64_t ts,
-                           int64_t *offset, int64_t *found_ts)
+static int16_t list_offset(struct kreq *req, struct topic *t, struct sview *sv, int32_t idx,
+                           int64_t ts, int64_t *offset, int64_t *found_ts)
 {
+    if (sv) {
+        *found_ts = -1;
+        return share_view_list_offset(sv, idx, ts, offset);
+    }
     struct partition *p = t ? topic_partition(req->b->topics, t, idx) : NULL;
     *offset = -1;
     *found_ts = -1;
@@ -399,7 +473,8 @@ static int16_t list_offset(struct kreq *req, struct topic *t, int32_t idx, int64
     return KERR_NONE;
 }
 
-static void list_offsets_partition(struct kreq *req, kc_writer *w, struct topic *t)
+static void list_offsets_partition(struct kreq *req, kc_writer *w, struct topic *t,
+                                   struct sview *sv)
 {
     kc_reader *r = &req->r;
     int16_t v = req->api_version;
@@ -411,7 +486,7 @@ static void list_offsets_partition(struct kreq *req, kc_writer *w, struct topic 
         kc_i32(r); /* max_num_offsets */
     kc_skip_tags(r, req->flexible);
     int64_t offset = -1, found_ts = -1;
-    int16_t err = kc_ok(r) ? list_offset(req, t, idx, ts, &offset, &found_ts) : 0;
+    int16_t err = kc_ok(r) ? list_offset(req, t, sv, idx, ts, &offset, &found_ts) : 0;
     kc_w_i32(w, idx);
     kc_w_i16(w, err);
     if (v == 0) {
@@ -431,6 +506,8 @@ int kapi_list_offsets(struct kreq *req, kc_writer *w)
 {
     kc_reader *r = &req->r;
     bool fx = req->flexible;
+    size_t body_at = w->len, body_off = r->off; /* a tiered lookup may run it again */
+    tiered_lookup_begin(req->b);
     kc_i32(r); /* replica_id */
     if (req->api_version >= 2)
         kc_i8(r); /* isolation_level: no transactions, so both levels read the same */
@@ -446,14 +523,17 @@ int kapi_list_offsets(struct kreq *req, kc_writer *w)
         if (!kc_ok(r) || name.len < 0 || np < 0)
             return KAPI_EPARSE;
         struct topic *t = topic_find(req->b->topics, name.p, (size_t)name.len);
+        struct sview *sv = t ? NULL : share_view_find(req->b, name.p, (size_t)name.len);
         kc_w_string(w, fx, name.p, name.len);
         kc_w_array(w, fx, np);
         for (int32_t j = 0; j < np && kc_ok(r); j++)
-            list_offsets_partition(req, w, t);
+            list_offsets_partition(req, w, t, sv);
         kc_skip_tags(r, fx);
         kc_w_tags(w, fx);
     }
     kc_skip_tags(r, fx);
     kc_w_tags(w, fx);
-    return kc_ok(r) ? KAPI_DONE : KAPI_EPARSE;
+    if (!kc_ok(r))
+        return KAPI_EPARSE;
+    return tiered_lookup_end(req, w, body_at, body_off, kapi_list_offsets);
 }

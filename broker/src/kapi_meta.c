@@ -2,6 +2,7 @@
 #include "broker.h"
 #include "kafka.h"
 #include "log.h"
+#include "share_view.h"
 #include "topic.h"
 
 #include <stdio.h>
@@ -66,6 +67,24 @@ static void write_topic(const struct kreq *req, kc_writer *w, const struct topic
     kc_w_tags(w, req->flexible);
 }
 
+/* One topics[] entry for a shared view (share_view.h): V virtual partitions. */
+static void write_view(const struct kreq *req, kc_writer *w, const struct sview *sv)
+{
+    int16_t v = req->api_version;
+    kc_w_i16(w, KERR_NONE);
+    kc_w_cstr(w, req->flexible, share_view_name(sv));
+    if (v >= 10)
+        kc_w_uuid(w, share_view_id(sv));
+    if (v >= 1)
+        kc_w_bool(w, false); /* is_internal */
+    kc_w_array(w, req->flexible, share_view_partitions(sv));
+    for (int32_t i = 0; i < share_view_partitions(sv); i++)
+        write_partition(req, w, i);
+    if (v >= 8)
+        kc_w_i32(w, AUTH_OPS_UNKNOWN);
+    kc_w_tags(w, req->flexible);
+}
+
 struct all_ctx {
     const struct kreq *req;
     kc_writer *w;
@@ -78,6 +97,11 @@ static void write_one_of_all(void *arg, struct topic *t)
     static const kc_str none = {NULL, -1};
     write_topic(a->req, a->w, t, none, NULL, KERR_NONE);
     a->n++;
+    struct sview *sv = share_view_of(a->req->b, t); /* counted in a->n, fixed up after */
+    if (sv) {
+        write_view(a->req, a->w, sv);
+        a->n++;
+    }
 }
 
 /* Rewrites the topics[] count at `at` when the scan saw a different number of records
@@ -115,6 +139,14 @@ static void metadata_one(struct kreq *req, kc_writer *w, kc_str name, const uint
         t = topic_find(ts, name.p, (size_t)name.len);
     else if (id && memcmp(id, zero, 16) != 0)
         t = topic_find_id(ts, id);
+    struct sview *sv = t ? NULL
+                       : name.len >= 0 ? share_view_find(req->b, name.p, (size_t)name.len)
+                       : id && memcmp(id, zero, 16) != 0 ? share_view_find_id(req->b, id)
+                                                        : NULL;
+    if (sv) {
+        write_view(req, w, sv);
+        return;
+    }
     if (t || name.len < 0) {
         write_topic(req, w, t, name, id, t ? KERR_NONE : KERR_UNKNOWN_TOPIC_ID);
         return;

@@ -11,7 +11,13 @@
 #include "metrics.h"
 #include "retention.h"
 #include "store.h"
+#include "dataset.h"
+#include "kapi_share.h"
+#include "sgroup.h"
+#include "share.h"
+#include "share_view.h"
 #include "syncer.h"
+#include "tiered.h"
 #include "topic.h"
 
 #include <errno.h>
@@ -127,6 +133,7 @@ static void on_signal(struct ev_loop *l, int fd, void *arg, int mask)
     rt->b.ready = false;
     server_stop_accepting(rt->b.server);
     fetcher_release_all(rt->b.fetcher);
+    share_fetcher_release_all(rt->b.sfetcher);
     rt->drain_started = ev_now_us();
     ev_timer_init(&rt->drain, on_drain_tick, rt);
     ev_timer_start(l, &rt->drain, 0);
@@ -170,8 +177,12 @@ static int start(struct runtime *rt)
         return -1;
     if (!(b->metrics = metrics_new()) || !(b->topics = topics_new(b)) ||
         topics_load(b->topics) < 0 || !(b->groups = groups_new(b)) ||
+        !(b->shares = shares_new(b)) || !(b->views = sviews_new(b)) ||
+        !(b->sgroups = sgroups_new(b)) || !(b->sfetcher = share_fetcher_new(b)) ||
         !(b->syncer = syncer_new(b)) ||
+        !(b->datasets = datasets_new(b)) ||
         !(b->fetcher = fetcher_new(b)) || !server_new(b) ||
+        !(b->tiered = tiered_new(b)) ||
         !(rt->retention = retention_new(b)) || !(b->admin = admin_new(b)) ||
         setup_signals(rt) < 0)
         return -1;
@@ -185,7 +196,13 @@ static void stop(struct runtime *rt)
     retention_free(rt->retention);
     server_free(b->server);
     fetcher_free(b->fetcher);
+    tiered_free(b->tiered); /* after the server: its pending ListOffsets are cancelled */
+    datasets_free(b->datasets); /* after the server: no fetch waits on a block */
+    share_fetcher_free(b->sfetcher);
     syncer_free(b->syncer);
+    sgroups_free(b->sgroups);
+    sviews_free(b->views);
+    shares_free(b->shares);
     groups_free(b->groups);
     topics_free(b->topics);
     if (b->store)

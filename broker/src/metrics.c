@@ -3,8 +3,10 @@
 #include "metrics.h"
 
 #include "broker.h"
+#include "dataset.h"
 #include "group.h"
 #include "kafka.h"
+#include "share.h"
 #include "store.h"
 #include "topic.h"
 
@@ -312,6 +314,53 @@ static void met_render_groups(struct groups *gs, kc_writer *w)
     groups_foreach(gs, met_lag_group, &p);
 }
 
+/* Share-state series by group and topic: each (group, topic) sums its partitions. */
+struct met_share_pass {
+    kc_writer *w;
+    struct broker *b;
+    const char *group;
+    int which; /* 0 inflight, 1 redeliveries, 2 archived */
+};
+
+static void met_share_part(void *arg, struct share_part *sp, const struct share_stats *st)
+{
+    struct met_share_pass *p = arg;
+    static const char *const names[] = {"sluice_share_inflight", "sluice_share_redeliveries_total",
+                                        "sluice_share_archived_total"};
+    int64_t v = p->which == 0 ? st->inflight
+                : p->which == 1 ? st->redeliveries_total
+                                : st->archived_total;
+    struct topic *t = topic_find_id(p->b->topics, share_part_topic_id(sp));
+    met_printf(p->w, "%s{group=\"", names[p->which]);
+    met_label_value(p->w, p->group);
+    met_printf(p->w, "\",topic=\"");
+    met_label_value(p->w, t ? t->name : "");
+    met_printf(p->w, "\",partition=\"%d\"} %" PRId64 "\n", share_part_partition(sp), v);
+}
+
+static void met_share_group(void *arg, struct share_group *g)
+{
+    struct met_share_pass *p = arg;
+    p->group = share_group_id(g);
+    share_group_foreach_part(g, met_share_part, p);
+}
+
+static void met_render_shares(struct broker *b, kc_writer *w)
+{
+    static const char *const fam[][3] = {
+        {"sluice_share_inflight", "gauge", "Records in a share-partition's window not yet "
+                                           "acknowledged or archived."},
+        {"sluice_share_redeliveries_total", "counter", "Records handed out again."},
+        {"sluice_share_archived_total", "counter",
+         "Records archived: rejected, or past the delivery limit."},
+    };
+    for (int i = 0; i < 3; i++) {
+        struct met_share_pass p = {.w = w, .b = b, .which = i};
+        met_family(w, fam[i][0], fam[i][1], fam[i][2]);
+        shares_foreach(b->shares, met_share_group, &p);
+    }
+}
+
 void metrics_render(struct metrics *m, struct broker *b, kc_writer *w)
 {
     if (!m)
@@ -328,4 +377,8 @@ void metrics_render(struct metrics *m, struct broker *b, kc_writer *w)
         met_render_topics(b->topics, w);
     if (b && b->groups)
         met_render_groups(b->groups, w);
+    if (b && b->datasets)
+        dataset_metrics(b, w);
+    if (b && b->shares)
+        met_render_shares(b, w);
 }

@@ -5,13 +5,16 @@
  * so a crash can never separate them.
  *   persistent: RocksDB with its WAL;
  *   hybrid:     RocksDB without the WAL, plus an in-memory hot window for tail reads;
- *   memory:     only the in-memory ring (mlog), bounded by retention.bytes. */
+ *   memory:     only the in-memory ring (mlog), bounded by retention.bytes;
+ *   tiered:     persistent, with older batches moved to S3 (tiered.h). */
 #include "batch.h"
 #include "broker.h"
+#include "dataset.h"
 #include "ev.h"
 #include "log.h"
 #include "mlog.h"
 #include "store.h"
+#include "tiered.h"
 #include "topic.h"
 
 #include <stdio.h>
@@ -154,12 +157,17 @@ struct partition *topic_partition(struct topics *ts, struct topic *t, int32_t id
     p->topic = t;
     p->id = id;
     bool stored = t->cfg.mode != MODE_MEMORY; /* a memory log starts empty */
-    if ((t->cfg.mode != MODE_PERSISTENT && !(p->mem = mlog_new())) ||
-        (stored && partition_load(ts, p, topics_broker(ts)->store) < 0)) {
+    bool hot = t->cfg.mode == MODE_MEMORY || t->cfg.mode == MODE_HYBRID;
+    if ((hot && !(p->mem = mlog_new())) ||
+        (stored && partition_load(ts, p, topics_broker(ts)->store) < 0) ||
+        (t->cfg.mode == MODE_TIERED && tiered_part_load(topics_broker(ts), p) < 0)) {
         mlog_free(p->mem);
+        pids_free(p->pids);
         free(p);
         return NULL;
     }
+    if (dataset_is_topic(t))
+        dataset_partition_init(topics_broker(ts), p);
     p->last_used_us = ev_now_us();
     t->parts[id] = p;
     return p;
@@ -171,6 +179,7 @@ void plog_free(struct partition *p)
         return;
     pids_free(p->pids);
     mlog_free(p->mem);
+    tiered_part_free(p->tier);
     free(p);
 }
 
@@ -202,7 +211,12 @@ static int pid_check(struct partition *p, const struct batch_hdr *h, int64_t *du
 {
     struct pid_state *s = pid_find(p, h->producer_id);
     if (!s || h->producer_epoch > s->epoch)
-        return h->base_sequence == 0 ? KERR_NONE : KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+        /* no state for a producer mid-stream: its state was lost (memory topic restart,
+         * hybrid crash, retention). UNKNOWN_PRODUCER_ID lets the client bump its epoch
+         * and go on (KIP-360) where OUT_OF_ORDER would be fatal to it. */
+        return h->base_sequence == 0 ? KERR_NONE
+               : s                   ? KERR_OUT_OF_ORDER_SEQUENCE_NUMBER
+                                     : KERR_UNKNOWN_PRODUCER_ID;
     if (h->producer_epoch < s->epoch)
         return KERR_INVALID_PRODUCER_EPOCH;
     int32_t last = seq_add(h->base_sequence, h->count - 1);
@@ -384,6 +398,11 @@ static int commit_append(struct topics *ts, struct partition *p, struct store_wb
 int plog_append(struct topics *ts, struct partition *p, uint8_t *buf, size_t len,
                 int64_t *base_offset, char *msg, size_t msglen)
 {
+    if (dataset_is_topic(p->topic)) {
+        snprintf(msg, msglen, "topic %s is a read-only dataset (its records come from %s)",
+                 p->topic->name, topic_config_get(p->topic, "source.uri"));
+        return KERR_POLICY_VIOLATION;
+    }
     int nb, rc = validate_all(p, buf, len, &nb, msg, msglen);
     if (rc)
         return rc;
@@ -464,6 +483,10 @@ int plog_read(struct topics *ts, struct partition *p, int64_t offset, int64_t ma
         return KERR_OFFSET_OUT_OF_RANGE;
     if (offset == p->hwm)
         return KERR_NONE;
+    if (dataset_is_topic(p->topic))
+        return dataset_read(topics_broker(ts), p, offset, max_bytes, must_return_one, w, copied);
+    if (p->tier && offset < p->tier->local_start)
+        return tiered_read(topics_broker(ts), p, offset, max_bytes, must_return_one, w, copied);
     if (p->mem && mlog_first(p->mem) >= 0 && offset >= mlog_first(p->mem)) {
         mlog_read(p->mem, offset, max_bytes, must_return_one, w, copied);
         p->topic->bytes_out += (uint64_t)*copied;
@@ -492,6 +515,12 @@ int64_t plog_offset_for_time(struct topics *ts, struct partition *p, int64_t ts_
 {
     if (p->topic->cfg.mode == MODE_MEMORY)
         return mlog_offset_for_time(p->mem, ts_ms, found_ts);
+    bool answered = false;
+    int64_t remote = p->tier ? tiered_offset_for_time(topics_broker(ts), p, ts_ms, found_ts,
+                                                      &answered)
+                             : -1;
+    if (answered)
+        return remote;
     struct store_it *it = log_iter(p, topics_broker(ts)->store);
     int64_t result = -1;
     if (!it)
@@ -536,10 +565,18 @@ int plog_cut_point(struct store *st, const struct partition *p, int64_t offset,
 int plog_apply_cut(struct topics *ts, struct partition *p, int64_t new_start, int64_t cut_base,
                    int64_t freed)
 {
-    struct broker *b = topics_broker(ts);
-    struct store_wb *wb = store_wb_new(b->store);
+    struct store_wb *wb = store_wb_new(topics_broker(ts)->store);
     if (!wb)
         return KERR_UNKNOWN_SERVER;
+    int rc = plog_apply_cut_wb(ts, p, new_start, cut_base, freed, wb);
+    store_wb_free(wb);
+    return rc;
+}
+
+int plog_apply_cut_wb(struct topics *ts, struct partition *p, int64_t new_start,
+                      int64_t cut_base, int64_t freed, struct store_wb *wb)
+{
+    struct broker *b = topics_broker(ts);
     uint8_t lo[STORE_LOG_KEY_LEN], hi[STORE_LOG_KEY_LEN];
     store_log_key(lo, p->topic->id, p->id, 0);
     store_log_key(hi, p->topic->id, p->id, cut_base < 0 ? p->hwm : cut_base);
@@ -549,7 +586,6 @@ int plog_apply_cut(struct topics *ts, struct partition *p, int64_t new_start, in
     p->bytes = p->bytes > freed ? p->bytes - freed : 0;
     put_log_state(p, wb);
     int rc = store_write(b->store, wb, p->topic->cfg.mode == MODE_HYBRID ? STORE_NO_WAL : 0);
-    store_wb_free(wb);
     if (rc < 0) {
         p->log_start = old_start;
         p->bytes = old_bytes;
@@ -557,6 +593,8 @@ int plog_apply_cut(struct topics *ts, struct partition *p, int64_t new_start, in
     }
     if (p->mem)
         mlog_trim_before(p->mem, new_start);
+    if (p->tier)
+        tiered_local_cut(p, cut_base < 0 ? p->hwm : cut_base);
     log_debug("%s-%d: log start %lld -> %lld", p->topic->name, p->id, (long long)old_start,
               (long long)new_start);
     return KERR_NONE;
@@ -573,9 +611,9 @@ static void memory_cut(struct partition *p, int64_t new_start)
 void plog_retain_memory(struct partition *p, int64_t now_ms)
 {
     const struct topic_config *c = &p->topic->cfg;
-    if (c->retention_ms < 0)
-        return;
-    mlog_trim_time(p->mem, now_ms - c->retention_ms);
+    if (c->retention_ms >= 0)
+        mlog_trim_time(p->mem, now_ms - c->retention_ms);
+    mlog_trim_bytes(p->mem, c->retention_bytes); /* it may have been lowered since */
     int64_t first = mlog_first(p->mem);
     memory_cut(p, first >= 0 ? (first > p->log_start ? first : p->log_start) : p->hwm);
 }
@@ -588,6 +626,8 @@ int plog_truncate_before(struct topics *ts, struct partition *p, int64_t offset)
         return KERR_OFFSET_OUT_OF_RANGE;
     if (offset <= p->log_start)
         return KERR_NONE;
+    if (dataset_is_topic(p->topic))
+        return KERR_POLICY_VIOLATION; /* a dataset's records are its objects */
     if (p->topic->cfg.mode == MODE_MEMORY) {
         memory_cut(p, offset);
         return KERR_NONE;

@@ -11,13 +11,14 @@
 #include "log.h"
 
 #include <curl/curl.h>
+#include <openssl/sha.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-/* SHA-256 of the empty body: every request we send (GET, LIST) has no body. */
+/* SHA-256 of the empty body: GET, LIST and DELETE send none (a PUT signs its own). */
 #define S3_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 #define S3_MAX_ERROR_BODY (64u << 10) /* kept of a failure's body; the rest is dropped */
@@ -30,7 +31,7 @@
 
 /* --- the client ---------------------------------------------------------------------- */
 
-enum req_kind { REQ_GET, REQ_LIST };
+enum req_kind { REQ_GET, REQ_LIST, REQ_PUT, REQ_DELETE };
 
 /* One caller request, across its attempts. It holds a slot from the moment it starts
  * until its callback has run, backoff included, so max_inflight bounds the load we put
@@ -44,6 +45,8 @@ struct s3_req {
     struct curl_slist *hdrs;
     int64_t offset, len; /* GET: len > 0 for a ranged GET */
     char *expect_etag;   /* unquoted, or NULL */
+    const uint8_t *put_body; /* PUT: borrowed from the caller until its callback */
+    size_t put_len, put_pos;
     s3_get_fn *get_fn;
     s3_list_fn *list_fn;
     void *arg;
@@ -323,6 +326,8 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
         kc_w_raw(&r->body, p, k < keep ? k : keep);
         return k;
     }
+    if (r->kind == REQ_PUT || r->kind == REQ_DELETE)
+        return k; /* a success body says nothing we need */
     if (r->kind == REQ_LIST) {
         kc_w_raw(&r->body, p, k);
         return r->body.err ? req_abort(r, S3_EINVAL, false, "ListObjectsV2 response too large") : k;
@@ -339,6 +344,28 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
     if (r->status == 206 && r->recv > r->win_hi)
         return req_abort(r, S3_EUNAVAIL, true, "body longer than its Content-Range");
     return k;
+}
+
+/* PUT: hands curl the next piece of the caller's body. */
+static size_t on_read(char *p, size_t sz, size_t nm, void *ud)
+{
+    struct s3_req *r = ud;
+    size_t n = sz * nm, left = r->put_len - r->put_pos;
+    if (n > left)
+        n = left;
+    memcpy(p, r->put_body + r->put_pos, n);
+    r->put_pos += n;
+    return n;
+}
+
+/* PUT: curl rewinds the body when it has to send it again on one connection. */
+static int on_seek(void *ud, curl_off_t off, int origin)
+{
+    struct s3_req *r = ud;
+    if (origin != SEEK_SET || off < 0 || (uint64_t)off > r->put_len)
+        return CURL_SEEKFUNC_CANTSEEK;
+    r->put_pos = (size_t)off;
+    return CURL_SEEKFUNC_OK;
 }
 
 /* --- attempts --- */
@@ -368,7 +395,21 @@ static int easy_setup(struct s3_req *r, CURL *e)
 #define SETOPT(o, v) (rc = rc != CURLE_OK ? rc : curl_easy_setopt(e, o, v))
     SETOPT(CURLOPT_URL, r->url);
     SETOPT(CURLOPT_PATH_AS_IS, 1L); /* keys may hold "." and ".." segments */
-    SETOPT(CURLOPT_HTTPGET, 1L);
+    if (r->kind == REQ_PUT) {
+        SETOPT(CURLOPT_UPLOAD, 1L);
+        SETOPT(CURLOPT_READFUNCTION, on_read);
+        SETOPT(CURLOPT_READDATA, r);
+        SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
+        SETOPT(CURLOPT_SEEKDATA, r);
+        SETOPT(CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->put_len);
+        /* An empty "Expect:" header would be signed by curl's SigV4 but not sent, so
+         * 100-continue stays; a server that never answers it costs only this wait. */
+        SETOPT(CURLOPT_EXPECT_100_TIMEOUT_MS, 200L);
+    } else {
+        SETOPT(CURLOPT_HTTPGET, 1L);
+        if (r->kind == REQ_DELETE)
+            SETOPT(CURLOPT_CUSTOMREQUEST, "DELETE");
+    }
     SETOPT(CURLOPT_NOSIGNAL, 1L);
     SETOPT(CURLOPT_PRIVATE, r);
     SETOPT(CURLOPT_HTTPHEADER, r->hdrs);
@@ -406,6 +447,7 @@ static int attempt_start(struct s3_req *r)
     kc_writer_reset(&r->body);
     r->body.max = r->kind == REQ_LIST ? S3_MAX_LIST_BODY : S3_MAX_ERROR_BODY;
     r->recv = 0;
+    r->put_pos = 0;
     r->sized = false;
     r->abort_err = 0;
     r->abort_retry = false;
@@ -591,14 +633,14 @@ static void req_finish(struct s3_req *r, int err, struct s3_list_page *page, int
         c->st.errors++;
     if (err && err != S3_ENOTFOUND)
         log_debug("s3: %s failed after %d attempt(s): %s", r->url, r->attempts, r->msg);
-    if (r->kind == REQ_GET) {
+    if (r->kind != REQ_LIST) {
         struct s3_result res = {.err = err,
                                 .http_status = r->status,
                                 .attempts = r->attempts,
                                 .body = err         ? NULL
                                         : r->body.p ? r->body.p
                                                     : (const uint8_t *)"",
-                                .len = err ? 0 : r->body.len,
+                                .len = err || r->kind != REQ_GET ? 0 : r->body.len,
                                 .etag = r->etag[0] ? r->etag : NULL,
                                 .object_size = err ? -1 : size,
                                 .latency_ms = r->latency_ms,
@@ -653,14 +695,18 @@ static void attempt_done(struct s3_req *r, CURLcode rc)
     c->st.requests++;
     c->st.bytes += (uint64_t)r->recv;
     c->st.connects += (uint64_t)connects;
-    *(r->kind == REQ_GET ? &c->st.gets : &c->st.lists) += 1;
+    *(r->kind == REQ_GET    ? &c->st.gets
+      : r->kind == REQ_LIST ? &c->st.lists
+      : r->kind == REQ_PUT  ? &c->st.puts
+                            : &c->st.deletes) += 1;
 
     struct s3_list_page page = {0};
     int64_t size = -1;
     struct outcome o = rc != CURLE_OK || r->abort_err       ? judge_transport(r, rc)
                        : r->status < 200 || r->status > 299 ? judge_http(r)
                        : r->kind == REQ_GET                 ? judge_get(r, &size)
-                                                            : judge_list(r, &page);
+                       : r->kind == REQ_LIST                ? judge_list(r, &page)
+                                                            : (struct outcome){S3_OK, false};
     if (o.retry && r->attempts <= c->cfg.max_retries) {
         c->st.retries++;
         int64_t d = backoff_us(c, r->attempts);
@@ -826,8 +872,12 @@ void s3_free(struct s3_client *c)
 }
 
 /* Allocates a request, or NULL. */
-static struct s3_req *req_new(struct s3_client *c, enum req_kind kind, char *url, const char *range)
+static struct s3_req *req_new(struct s3_client *c, enum req_kind kind, char *url, const char *range,
+                              const char *sha256_hex)
 {
+    char sha_hdr[96];
+    snprintf(sha_hdr, sizeof sha_hdr, "x-amz-content-sha256: %s",
+             sha256_hex ? sha256_hex : S3_EMPTY_SHA256);
     struct s3_req *r = calloc(1, sizeof *r);
     if (!r || !url)
         goto fail;
@@ -836,7 +886,7 @@ static struct s3_req *req_new(struct s3_client *c, enum req_kind kind, char *url
     r->url = url;
     ev_timer_init(&r->retry, on_retry, r);
     kc_writer_init(&r->body, S3_MAX_ERROR_BODY);
-    r->hdrs = curl_slist_append(NULL, "x-amz-content-sha256: " S3_EMPTY_SHA256);
+    r->hdrs = curl_slist_append(NULL, sha_hdr);
     if (r->hdrs && range) {
         struct curl_slist *h = curl_slist_append(r->hdrs, range);
         if (!h)
@@ -900,7 +950,7 @@ int s3_get(struct s3_client *c, const char *bucket, const char *key, int64_t off
         snprintf(range, sizeof range, "Range: bytes=%lld-%lld", (long long)offset,
                  (long long)(offset + len - 1));
     struct s3_req *r =
-        req_new(c, REQ_GET, s3_object_url(c->endpoint, bucket, key), len > 0 ? range : NULL);
+        req_new(c, REQ_GET, s3_object_url(c->endpoint, bucket, key), len > 0 ? range : NULL, NULL);
     if (!r)
         return -1;
     r->offset = offset;
@@ -928,10 +978,43 @@ int s3_list(struct s3_client *c, const char *bucket, const char *prefix, const c
     if (max_keys <= 0 || max_keys > 1000)
         max_keys = 1000;
     struct s3_req *r = req_new(
-        c, REQ_LIST, s3_list_url(c->endpoint, bucket, prefix, continuation, max_keys), NULL);
+        c, REQ_LIST, s3_list_url(c->endpoint, bucket, prefix, continuation, max_keys), NULL, NULL);
     if (!r)
         return -1;
     r->list_fn = fn;
+    r->arg = arg;
+    return req_submit(r);
+}
+
+int s3_put(struct s3_client *c, const char *bucket, const char *key, const void *body, size_t len,
+           s3_get_fn *fn, void *arg)
+{
+    uint8_t md[SHA256_DIGEST_LENGTH];
+    char hex[2 * SHA256_DIGEST_LENGTH + 1];
+    if (!c || !fn || !name_ok(bucket, 255) || !name_ok(key, S3_MAX_KEY_LEN) ||
+        (len > 0 && !body) || len > S3_MAX_PUT_BODY)
+        return -1;
+    SHA256(len ? body : (const void *)"", len, md);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    struct s3_req *r = req_new(c, REQ_PUT, s3_object_url(c->endpoint, bucket, key), NULL, hex);
+    if (!r)
+        return -1;
+    r->put_body = body;
+    r->put_len = len;
+    r->get_fn = fn;
+    r->arg = arg;
+    return req_submit(r);
+}
+
+int s3_delete(struct s3_client *c, const char *bucket, const char *key, s3_get_fn *fn, void *arg)
+{
+    if (!c || !fn || !name_ok(bucket, 255) || !name_ok(key, S3_MAX_KEY_LEN))
+        return -1;
+    struct s3_req *r = req_new(c, REQ_DELETE, s3_object_url(c->endpoint, bucket, key), NULL, NULL);
+    if (!r)
+        return -1;
+    r->get_fn = fn;
     r->arg = arg;
     return req_submit(r);
 }

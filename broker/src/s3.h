@@ -76,7 +76,8 @@ struct s3_stats {
     uint64_t requests, bytes, errors, retries;
     double latency_p99_ms; /* over the last 1024 successful attempts */
     /* Added beside the original four: */
-    uint64_t gets, lists;  /* HTTP attempts by kind (requests = gets + lists) */
+    uint64_t gets, lists;  /* HTTP attempts by kind (requests = gets + lists + puts + deletes) */
+    uint64_t puts, deletes;
     uint64_t connects;     /* new TCP connections opened (reuse keeps this low) */
     uint64_t etag_mismatches;
     int inflight;          /* requests holding a slot: running or backing off */
@@ -105,6 +106,16 @@ int s3_get(struct s3_client *c, const char *bucket, const char *key, int64_t off
 int s3_list(struct s3_client *c, const char *bucket, const char *prefix, const char *continuation,
             int max_keys, s3_list_fn *fn, void *arg);
 
+/* PUT bucket/key with body[0..len) (at most S3_MAX_PUT_BODY), signed with the body's
+ * SHA-256 and retried like a GET. body is borrowed: it must stay valid until fn runs (or
+ * until s3_free). fn gets the result with the new object's etag and no body. Returns 0,
+ * or -1 (then fn is not called). */
+int s3_put(struct s3_client *c, const char *bucket, const char *key, const void *body, size_t len,
+           s3_get_fn *fn, void *arg);
+/* DELETE bucket/key; S3 answers success for a key that is already gone (some servers
+ * say S3_ENOTFOUND, which callers treat the same). Returns 0 or -1 as for s3_put. */
+int s3_delete(struct s3_client *c, const char *bucket, const char *key, s3_get_fn *fn, void *arg);
+
 void s3_stats(const struct s3_client *c, struct s3_stats *out);
 
 /* Parses a ListObjectsV2 XML body into page (objects heap-allocated; free with
@@ -120,5 +131,6 @@ int s3_parse_uri(const char *uri, char *bucket, size_t blen, char *prefix, size_
 #define S3_MAX_LIST_BODY (16u << 20)      /* a ListObjectsV2 response body */
 #define S3_MAX_LIST_OBJECTS 10000         /* entries in one page (S3 sends <= 1000) */
 #define S3_MAX_GET_BODY ((size_t)1 << 30) /* a whole-object GET; bigger objects need ranges */
+#define S3_MAX_PUT_BODY ((size_t)5 << 30) /* S3's limit on one PUT */
 
 #endif

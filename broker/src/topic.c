@@ -5,6 +5,7 @@
 #include "topic.h"
 
 #include "broker.h"
+#include "dataset.h"
 #include "ev.h"
 #include "log.h"
 #include "store.h"
@@ -228,6 +229,8 @@ int topic_name_check(const char *name, size_t len)
 
 enum cfg_type { CT_LONG, CT_INT, CT_STRING };
 
+#define SHARED_CFG_MAX 3600000 /* ceiling of every numeric shared.* config */
+
 struct cfgdef {
     const char *key;
     enum cfg_type type;
@@ -241,14 +244,18 @@ static const char *const cleanup_choices[] = {"delete", NULL};
 static const char *const flush_choices[] = {"batch", "interval", NULL};
 static const char *const ts_type_choices[] = {"CreateTime", NULL};
 static const char *const compression_choices[] = {"producer", NULL};
+static const char *const source_formats[] = {"object", "chunk", "lines", "tar", NULL};
+static const char *const free_text[] = {NULL}; /* any value up to 2 KiB */
 /* Modes this build can serve; the others are refused with a clear message. */
-static const bool mode_available[] = {true, true, true, false};
+static const bool mode_available[] = {true, true, true, true};
 
 static const struct cfgdef cfgdefs[] = {
     {"cleanup.policy", CT_STRING, 0, cleanup_choices, false},
     {"compression.type", CT_STRING, 0, compression_choices, false},
     {"flush.ms", CT_LONG, 0, NULL, false},
     {"flush.policy", CT_STRING, 0, flush_choices, false},
+    {"local.retention.bytes", CT_LONG, -1, NULL, false},
+    {"local.retention.ms", CT_LONG, -1, NULL, false},
     {"max.message.bytes", CT_INT, 0, NULL, false},
     {"message.timestamp.type", CT_STRING, 0, ts_type_choices, false},
     {"min.insync.replicas", CT_INT, 1, NULL, false},
@@ -256,6 +263,22 @@ static const struct cfgdef cfgdefs[] = {
     {"retention.ms", CT_LONG, -1, NULL, false},
     {"segment.bytes", CT_INT, 14, NULL, false},
     {"segment.ms", CT_LONG, 1, NULL, false},
+    /* shared view for classic consumers (share_view.h); a NULL choices list means a name */
+    {"shared.group", CT_STRING, 0, NULL, false},
+    {"shared.lock.ms", CT_LONG, 1000, NULL, false},
+    {"shared.max.deliveries", CT_INT, 2, NULL, false},
+    {"shared.max.unacked", CT_INT, 1, NULL, false},
+    {"shared.name", CT_STRING, 0, NULL, false},
+    {"shared.virtual.partitions", CT_INT, 1, NULL, false},
+    /* dataset topics (dataset.h): free text is checked as a whole by dataset_validate */
+    {"source.access.key.id", CT_STRING, 0, free_text, true},
+    {"source.chunk.bytes", CT_LONG, 1, NULL, true},
+    {"source.endpoint", CT_STRING, 0, free_text, true},
+    {"source.format", CT_STRING, 0, source_formats, true},
+    {"source.max.record.bytes", CT_LONG, 1, NULL, true},
+    {"source.region", CT_STRING, 0, free_text, true},
+    {"source.secret.access.key", CT_STRING, 0, free_text, true},
+    {"source.uri", CT_STRING, 0, free_text, true},
     {"storage.mode", CT_STRING, 0, mode_names, true},
 };
 #define NCFGDEFS (sizeof cfgdefs / sizeof cfgdefs[0])
@@ -303,11 +326,20 @@ static int cfg_check(const struct cfgdef *d, const char *v, size_t vl, char *msg
 {
     int64_t x;
     if (d->type != CT_STRING) {
-        if (parse_i64(v, vl, &x) < 0 || x < d->min || (d->type == CT_INT && x > INT32_MAX)) {
+        if (parse_i64(v, vl, &x) < 0 || x < d->min || (d->type == CT_INT && x > INT32_MAX) ||
+            (!strncmp(d->key, "shared.", 7) && x > SHARED_CFG_MAX)) {
             snprintf(msg, msglen, "invalid value '%.*s' for %s", (int)vl, v, d->key);
             return KERR_INVALID_CONFIG;
         }
         return KERR_NONE;
+    }
+    if (d->choices == free_text && vl <= 2048)
+        return KERR_NONE;
+    if (!d->choices) { /* a topic or group name */
+        if (topic_name_check(v, vl) == KERR_NONE)
+            return KERR_NONE;
+        snprintf(msg, msglen, "invalid name '%.*s' for %s", (int)vl, v, d->key);
+        return KERR_INVALID_CONFIG;
     }
     for (int i = 0; d->choices[i]; i++)
         if (strlen(d->choices[i]) == vl && memcmp(d->choices[i], v, vl) == 0) {
@@ -330,6 +362,8 @@ static const char *kv_get(const struct topic *t, const char *key)
     return NULL;
 }
 
+const char *topic_config_get(const struct topic *t, const char *key) { return kv_get(t, key); }
+
 static int64_t kv_long(const struct topic *t, const char *key, int64_t dflt)
 {
     const char *v = kv_get(t, key);
@@ -350,6 +384,9 @@ static void cfg_recompute(struct topics *ts, struct topic *t)
     const char *f = kv_get(t, "flush.policy");
     t->cfg.flush_interval = f && strcmp(f, "interval") == 0;
     t->cfg.flush_ms = kv_long(t, "flush.ms", 1000);
+    t->cfg.local_retention_ms = kv_long(t, "local.retention.ms", c->tiered_local_retention_ms);
+    t->cfg.local_retention_bytes =
+        kv_long(t, "local.retention.bytes", c->tiered_local_retention_bytes);
 }
 
 static int kv_cmp(const void *a, const void *b)
@@ -442,13 +479,20 @@ void topic_config_describe(struct topics *ts, const struct topic *t, topic_confi
         const struct cfgdef *d = &cfgdefs[i];
         const char *v = kv_get(t, d->key);
         if (v) {
-            fn(arg, d->key, v, false, d->fixed);
+            bool secret = !strcmp(d->key, "source.secret.access.key");
+            fn(arg, d->key, secret ? "[hidden]" : v, false, d->fixed);
             continue;
         }
+        if (!strncmp(d->key, "shared.", 7) || !strncmp(d->key, "source.", 7))
+            continue; /* only shown when set */
         if (!strcmp(d->key, "retention.ms"))
             snprintf(buf, sizeof buf, "%lld", (long long)ts->b->cfg.default_retention_ms);
         else if (!strcmp(d->key, "retention.bytes"))
             snprintf(buf, sizeof buf, "%lld", (long long)ts->b->cfg.default_retention_bytes);
+        else if (!strcmp(d->key, "local.retention.ms"))
+            snprintf(buf, sizeof buf, "%lld", (long long)ts->b->cfg.tiered_local_retention_ms);
+        else if (!strcmp(d->key, "local.retention.bytes"))
+            snprintf(buf, sizeof buf, "%lld", (long long)ts->b->cfg.tiered_local_retention_bytes);
         else if (!strcmp(d->key, "max.message.bytes"))
             snprintf(buf, sizeof buf, "%d", ts->b->cfg.default_max_message_bytes);
         else if (!strcmp(d->key, "storage.mode"))
@@ -789,6 +833,16 @@ int topics_list(struct topics *ts, const char *prefix, const char *after, int li
 
 /* ---- create, delete, alter ---- */
 
+/* Whether a creation's configs ask for storage.mode tiered. */
+static bool wants_tiered(const struct topic_cfg_change *cfg, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (cfg[i].key_len == 12 && !memcmp(cfg[i].key, "storage.mode", 12) && cfg[i].value &&
+            cfg[i].value_len == 6 && !memcmp(cfg[i].value, "tiered", 6))
+            return true;
+    return false;
+}
+
 int topic_create(struct topics *ts, const char *name, size_t len, int32_t partitions,
                  const struct topic_cfg_change *cfg, int ncfg, bool validate_only,
                  struct topic **out, char *msg, size_t msglen)
@@ -813,6 +867,13 @@ int topic_create(struct topics *ts, const char *name, size_t len, int32_t partit
         return KERR_POLICY_VIOLATION;
     }
     int rc = cfg_validate(NULL, cfg, ncfg, msg, msglen);
+    if (rc == KERR_NONE)
+        rc = dataset_validate(cfg, ncfg, msg, msglen);
+    if (rc == KERR_NONE && !ts->b->cfg.tiered_s3_uri[0] && wants_tiered(cfg, ncfg)) {
+        snprintf(msg, msglen, "storage.mode tiered is not available: the broker has no "
+                              "tiered.s3.uri");
+        rc = KERR_INVALID_CONFIG;
+    }
     if (rc || validate_only)
         return rc;
     struct topic *t = calloc(1, sizeof *t);
@@ -835,6 +896,7 @@ int topic_create(struct topics *ts, const char *name, size_t len, int32_t partit
     ts->total++;
     t->last_used_us = ev_now_us();
     log_debug("created topic %s with %d partitions", t->name, partitions);
+    dataset_topic_created(ts->b, t);
     if (out)
         *out = t;
     return KERR_NONE;
@@ -868,6 +930,7 @@ static int topic_erase_data(struct topics *ts, const struct topic *t)
 
 int topic_delete(struct topics *ts, struct topic *t)
 {
+    dataset_topic_deleted(ts->b, t);
     if (topic_erase_data(ts, t) < 0)
         return KERR_UNKNOWN_SERVER;
     for (int32_t i = 0; i < t->partitions; i++)
@@ -889,6 +952,11 @@ int topic_add_partitions(struct topics *ts, struct topic *t, int32_t count, bool
         snprintf(msg, msglen, "topic has %d partitions; the new count must be larger (max %d)",
                  t->partitions, TOPIC_MAX_PARTITIONS);
         return KERR_INVALID_PARTITIONS;
+    }
+    if (dataset_is_topic(t)) {
+        snprintf(msg, msglen, "a dataset topic keeps its partition count (objects map to "
+                 "partitions by index)");
+        return KERR_POLICY_VIOLATION;
     }
     if (validate_only)
         return KERR_NONE;
@@ -916,9 +984,10 @@ int topic_alter_config(struct topics *ts, struct topic *t, const struct topic_cf
         return rc;
     struct topic_kv *kv = NULL;
     int nkv = 0;
-    if (incremental || kv_get(t, "storage.mode")) {
+    if (incremental || kv_get(t, "storage.mode") || dataset_is_topic(t)) {
         for (int i = 0; i < t->nkv; i++) {
-            bool keep = incremental || strcmp(t->kv[i].key, "storage.mode") == 0;
+            bool keep = incremental || strcmp(t->kv[i].key, "storage.mode") == 0 ||
+                        strncmp(t->kv[i].key, "source.", 7) == 0;
             if (keep && kv_set(&kv, &nkv, t->kv[i].key, strlen(t->kv[i].key), t->kv[i].value,
                                strlen(t->kv[i].value)) < 0)
                 goto oom;

@@ -27,6 +27,8 @@ struct topic_config {
     int mode;                /* enum storage_mode */
     bool flush_interval;     /* flush.policy=interval: acks=all does not wait for fsync */
     int64_t flush_ms;
+    int64_t local_retention_ms;    /* tiered: older data goes to S3; -1: never by age */
+    int64_t local_retention_bytes; /* tiered: local bytes beyond this go to S3; -1: none */
 };
 
 struct topic_kv {
@@ -61,6 +63,7 @@ struct partition {
     struct pwait *waiters; /* parked fetches to wake on append */
     struct mlog *mem;      /* memory: the log; hybrid: the hot window; else NULL */
     int64_t last_used_us;  /* idle partitions are unloaded */
+    struct tpart *tier;    /* tiered: remote segments and the local start (tiered.h) */
 };
 
 struct topic {
@@ -105,6 +108,7 @@ enum kerr {
     KERR_OUT_OF_ORDER_SEQUENCE_NUMBER = 45,
     KERR_DUPLICATE_SEQUENCE_NUMBER = 46,
     KERR_INVALID_PRODUCER_EPOCH = 47,
+    KERR_KAFKA_STORAGE_ERROR = 56,
     KERR_UNKNOWN_PRODUCER_ID = 59,
     KERR_INVALID_TIMESTAMP = 32,
     KERR_UNKNOWN_TOPIC_ID = 100,
@@ -167,6 +171,8 @@ typedef void topic_config_fn(void *arg, const char *key, const char *value, bool
                              bool read_only);
 void topic_config_describe(struct topics *ts, const struct topic *t, topic_config_fn *fn,
                            void *arg);
+/* The explicitly set value of config key, or NULL. */
+const char *topic_config_get(const struct topic *t, const char *key);
 /* The name of a storage mode, and back; -1 for an unknown name. */
 const char *topic_mode_name(int mode);
 int topic_mode_parse(const char *s, size_t len);
@@ -231,6 +237,13 @@ int plog_stored_state(struct store *st, const uint8_t topic_id[16], int32_t part
 /* Deletes the batches before cut_base and moves the log start to new_start. */
 int plog_apply_cut(struct topics *ts, struct partition *p, int64_t new_start, int64_t cut_base,
                    int64_t freed);
+
+/* plog_apply_cut with the caller's write batch wb, which may already hold writes that
+ * must land atomically with the cut (tiered: the manifest record). Writes wb; the
+ * caller frees it. */
+struct store_wb;
+int plog_apply_cut_wb(struct topics *ts, struct partition *p, int64_t new_start,
+                      int64_t cut_base, int64_t freed, struct store_wb *wb);
 
 /* Frees a partition's runtime state. */
 void plog_free(struct partition *p);

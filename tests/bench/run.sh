@@ -32,6 +32,12 @@
 #   BENCH_GROUPS=1          consumer-group figures (tests/bench/groups_bench.py); 0 skips
 #   BENCH_GROUP_CYCLES=2    8 -> 32 -> 8 consumer cycles per broker; the best counts
 #   BENCH_COMMIT_SECS=10    measured seconds of the commit-rate run (1,000 groups)
+#   BENCH_TOPICS_FIG=1      many-topics figures (tests/bench/topics_bench.py); 0 skips
+#   BENCH_TOPICS=1000000    topics created for them (also measured at 1,000)
+#   BENCH_TOPICS_BUDGET_S=150  creation stops where the rest would not fit this budget
+#   BENCH_DATASET=1         dataset figures (tests/bench/dataset_bench.py, cache_bench.c); 0 skips
+#   BENCH_SHARE=1           shared-view figures (tests/bench/share_bench.py); 0 skips
+#   BENCH_SHARE_CONSUMERS=1,2,4,8,16  consumer counts of the one-partition scaling run
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -425,7 +431,7 @@ figures() {
 # a 64-partition topic, and the offset commits per second sustained over
 # 1,000 groups. Both brokers, alternating like the figures above. Kafka 0.9
 # speaks JoinGroup v0 and OffsetCommit v2, so it is measured the same way.
-GROUPS=${BENCH_GROUPS:-1}
+GROUP_FIGS=${BENCH_GROUPS:-1}
 GROUP_CYCLES=${BENCH_GROUP_CYCLES:-2}
 COMMIT_SECS=${BENCH_COMMIT_SECS:-10}
 GROUP_TOPIC=bench-groups
@@ -465,7 +471,7 @@ group_topic() { # broker: the 64-partition topic (kafka-topics.sh for 0.9, Creat
 }
 
 group_figures() {
-    [ "$GROUPS" = 1 ] || return 0
+    [ "$GROUP_FIGS" = 1 ] || return 0
     local b
     local -a x ok=()
     command -v /usr/bin/python3 >/dev/null || { fail "groups: /usr/bin/python3 is missing"; return 0; }
@@ -495,11 +501,249 @@ group_figures() {
 
 # table rows (called by report)
 group_rows() {
-    [ "$GROUPS" = 1 ] || return 0
+    [ "$GROUP_FIGS" = 1 ] || return 0
     lat_row "group settle, 8 → 32 consumers (64 partitions, heartbeat 1 s), s" settle_grow ""
     lat_row "group settle, 32 → 8 consumers, s" settle_shrink ""
     printf '| offset commits/s, 1,000 groups (OffsetCommit v2, pipelined) | %s | %s | %s | - | | |\n' \
         "$(v sluice.commits)" "$(v kafka.commits)" "$(ratio "${R[sluice.commits]:-}" "${R[kafka.commits]:-}")"
+}
+
+# ------------------------------------------------------------ many topics --
+# Issue 6's figures, by tests/bench/topics_bench.py on a Sluice broker of its
+# own (fresh data dir, loopback): the time to create BENCH_TOPICS topics with
+# CreateTopics (1,000 per request), the broker's RSS, restart-to-ready, the
+# first produce+fetch on a topic nobody touched since the restart, Metadata for
+# one named topic, a page of GET /v1/topics and the all-topics Metadata; the
+# same at 1,000 topics, to show what grows with the count. Kafka 0.9 creates
+# files per partition and cannot hold a million topics; for contrast it
+# auto-creates 1,000 here (it has no CreateTopics), while it is still running.
+TOPICS_FIG=${BENCH_TOPICS_FIG:-1}
+TOPICS_N=${BENCH_TOPICS:-1000000}
+TOPICS_BUDGET=${BENCH_TOPICS_BUDGET_S:-150}
+TOPICS_BENCH=$ROOT/tests/bench/topics_bench.py
+
+# run_topics label args...: runs topics_bench.py; its RESULT lines go to $TLINES
+run_topics() {
+    local label=$1 out rc
+    shift
+    echo "== $label: topics_bench.py $*" >>"$LOGS/topics.log"
+    out=$(timeout --foreground -k 5 "$((${TOPICS_BUDGET%.*} + 240))" /usr/bin/python3 "$TOPICS_BENCH" "$@" \
+        2>>"$LOGS/topics.log")
+    rc=$?
+    case $rc in 130 | 143) log "interrupted"; exit "$rc" ;; esac
+    TLINES=$(grep '^RESULT' <<<"$out")
+    [ -n "$TLINES" ] && sed "s/^RESULT /topics $label: /" <<<"$TLINES" >>"$OUT/raw.txt"
+    if [ $rc -ne 0 ] || [ -z "$TLINES" ]; then
+        fail "topics_bench $label (rc=$rc; see $LOGS/topics.log)"
+        [ -n "$TLINES" ] || return 1
+    fi
+    return 0
+}
+
+topics_keep() { # prefix line: R[topics.prefix.key] = value for every key=value of the line
+    local kv
+    for kv in $2; do
+        case $kv in *=*) R[topics.$1.${kv%%=*}]=${kv#*=} ;; esac
+    done
+}
+
+topics_figures() {
+    [ "$TOPICS_FIG" = 1 ] || return 0
+    local line
+    if [ -n "${PID[kafka]:-}" ] && alive kafka; then
+        log "kafka 0.9: auto-creating 1000 topics"
+        if run_topics kafka09 kafka09 -b "${BS[kafka]}" --logdir "$TMP/kafka-logs" --topics 1000; then
+            topics_keep k09 "$(grep 'mode=kafka09' <<<"$TLINES")"
+            log "kafka 0.9: 1000 topics in ${R[topics.k09.create_s]:-?} s, ${R[topics.k09.files]:-?} files"
+        fi
+    fi
+    [ "$ONLY" = kafka ] && return 0
+    log "sluice: $TOPICS_N topics (and 1000) on a broker of their own, budget ${TOPICS_BUDGET} s"
+    run_topics sluice sluice --bin "$BIN_DIR" --topics "$TOPICS_N" --small 1000 --budget-s "$TOPICS_BUDGET" ||
+        return 0
+    while read -r line; do
+        case $line in
+        *mode=sluice-1000" "*) topics_keep small "$line" ;;
+        *mode=sluice-"$TOPICS_N"" "*) topics_keep big "$line" ;;
+        esac
+    done <<<"$TLINES"
+    log "sluice: ${R[topics.big.topics]:-?} topics created in ${R[topics.big.create_s]:-?} s;" \
+        "restart to ready ${R[topics.big.restart_ready_s]:-?} s; RSS ${R[topics.big.rss_created_mib]:-?} MiB"
+}
+
+# trow label sluice kafka target-text cmp limit: one row; met from sluice cmp limit
+trow() {
+    local met=-
+    if [ -n "$2" ] && [ -n "${6:-}" ]; then
+        if "$5" "$2" "$6"; then met=yes; else met=no; fi
+    fi
+    printf '| %s | %s | %s | %s | - | %s | %s |\n' "$1" "${2:--}" "${3:--}" "$(ratio "$2" "$3")" "$4" "$met"
+}
+
+_tb() { echo "${R[topics.big.$1]:-}"; }
+_ts() { echo "${R[topics.small.$1]:-}"; }
+_tk() { echo "${R[topics.k09.$1]:-}"; }
+
+# table rows (called by report)
+topics_rows() {
+    [ "$TOPICS_FIG" = 1 ] || return 0
+    local n=${R[topics.big.topics]:-$TOPICS_N}
+    trow "topics: create $n (CreateTopics v4, 1,000 per request), s" "$(_tb create_s)" "" "≤60 s" le 60
+    trow "topics: the first 100,000 of them, s" "$(_tb create_100k_s)" "" "" "" ""
+    trow "topics: create 1,000 (Kafka 0.9: auto-create by Metadata v0), s" "$(_ts create_s)" "$(_tk create_s)" "" "" ""
+    trow "topics: broker RSS, $n topics just created (all resident), MiB" "$(_tb rss_created_mib)" "" "" "" ""
+    trow "topics: RSS per topic, just created, bytes" "$(_tb rss_per_topic_created_b)" "" "≤1024 B" le 1024
+    trow "topics: broker RSS after restart with $n topics (none loaded), MiB" "$(_tb rss_restarted_mib)" "" "" "" ""
+    trow "topics: restart to /readyz with $n topics, s" "$(_tb restart_ready_s)" "" "≤10 s" le 10
+    trow "topics: the next restart (nothing left to replay), $n topics, s" "$(_tb restart2_ready_s)" "" "≤10 s" le 10
+    trow "topics: restart to /readyz with 1,000 topics, s" "$(_ts restart_ready_s)" "" "" "" ""
+    trow "topics: Metadata for 1 named topic, p99, $n topics (random, after restart), ms" \
+        "$(_tb md1_cold_p99_ms)" "" "≤1 ms" le 1
+    trow "topics: Metadata for 1 named topic, p99, 1,000 topics, ms" "$(_ts md1_cold_p99_ms)" "" "≤1 ms" le 1
+    trow "topics: first produce (acks=all) + fetch on an untouched topic after restart, p50, ms" \
+        "$(_tb first_touch_raw_p50_ms)" "" "" "" ""
+    trow "topics: the same on a loaded topic, p50, ms" "$(_tb warm_raw_p50_ms)" "" "" "" ""
+    trow "topics: first touch with confluent-kafka (metadata, produce, assign, poll), p50, ms" \
+        "$(_tb first_touch_client_p50_ms)" "" "" "" ""
+    trow "topics: GET /v1/topics?prefix=&limit=100, p99, $n topics, ms" "$(_tb page100_p99_ms)" "" "" "" ""
+    trow "topics: all-topics Metadata (the one O(topics) request), $n topics, s" "$(_tb md_all_s)" "" "" "" ""
+    trow "topics: store bytes per topic (data dir / topics)" "$(_tb store_per_topic_b)" "" "" "" ""
+}
+
+# notes below the table (called by report)
+topics_notes() {
+    [ "$TOPICS_FIG" = 1 ] || return 0
+    local n=${R[topics.big.topics]:-}
+    [ -n "$n" ] || return 0
+    echo
+    echo "Many topics: $n one-partition topics on one broker is $(ratio "$n" 4000)× Kafka's guideline of about" \
+        "4,000 partitions per broker and $(ratio "$n" 200000)× its 200,000 per cluster." \
+        "Restart to ready with $n topics took $(ratio "${R[topics.big.restart_ready_s]:-}" "${R[topics.small.restart_ready_s]:-}")×" \
+        "as long as with 1,000 (startup reads only the topic count; opening RocksDB replays the creations" \
+        "from its write-ahead log the first time; the next restart took ${R[topics.big.restart2_ready_s]:-?} s)." \
+        "Metadata for one topic at $n vs 1,000 topics: p50 $(ratio "${R[topics.big.md1_cold_p50_ms]:-}" "${R[topics.small.md1_cold_p50_ms]:-}")×," \
+        "p99 $(ratio "${R[topics.big.md1_cold_p99_ms]:-}" "${R[topics.small.md1_cold_p99_ms]:-}")× (each a few tenths of a ms at most)." \
+        "The all-topics Metadata was ${R[topics.big.md_all_mb]:-?} MB (max.response.bytes is 128 MiB by default)." \
+        "RSS per topic counts the resident entry of a just-created topic (from ${R[topics.big.rss_empty_mib]:-?} MiB empty);" \
+        "after a restart no topic is resident until used."
+    if [ -n "${R[topics.k09.files]:-}" ]; then
+        echo "Kafka 0.9 made ${R[topics.k09.files]} files for 1,000 one-partition topics (a .log and a" \
+            "preallocated .index per partition) and keeps their state in ZooKeeper; at that rate a million" \
+            "topics would be two million files."
+    fi
+}
+
+# ---------------------------------------------------------- shared views --
+# Issue 5's figures, by tests/bench/share_bench.py on a Sluice broker of its own
+# (after the others stopped): records/s on ONE partition read through a shared
+# view by 1..16 confluent-kafka consumers (separate processes) that each spend
+# 2 ms per record (target: at least 0.8·N of one consumer); the delay until a
+# consumer killed with -9 has its records processed by another, by session
+# timeout alone and with the release call; and one consumer without work on
+# the view against a plain group on the physical topic. Kafka 0.9 has no share
+# groups, so there is no column for it.
+SHARE_FIG=${BENCH_SHARE:-1}
+SHARE_CONSUMERS=${BENCH_SHARE_CONSUMERS:-1,2,4,8,16}
+SHARE_BENCH=$ROOT/tests/bench/share_bench.py
+
+share_figures() {
+    [ "$SHARE_FIG" = 1 ] && [ "$ONLY" != kafka ] || return 0
+    local out rc line kv
+    log "sluice: shared view figures (consumers $SHARE_CONSUMERS)"
+    echo "== share_bench.py" >>"$LOGS/share.log"
+    out=$(timeout --foreground -k 5 900 /usr/bin/python3 "$SHARE_BENCH" --bin "$BIN_DIR" \
+        --consumers "$SHARE_CONSUMERS" 2>>"$LOGS/share.log")
+    rc=$?
+    case $rc in 130 | 143) log "interrupted"; exit "$rc" ;; esac
+    grep '^RESULT' <<<"$out" | sed 's/^RESULT /share: /' >>"$OUT/raw.txt"
+    while read -r line; do
+        local fig="" n="" mode=""
+        for kv in $line; do
+            case $kv in fig=*) fig=${kv#fig=} ;; n=*) n=${kv#n=} ;; mode=*) mode=${kv#mode=} ;; esac
+        done
+        for kv in $line; do
+            case $kv in
+            rate=* | per_consumer_eff=* | delay_s=*) R[share.$fig.$n$mode.${kv%%=*}]=${kv#*=} ;;
+            esac
+        done
+    done < <(grep '^RESULT' <<<"$out" | sed 's/^RESULT //')
+    [ $rc -eq 0 ] || fail "share_bench (rc=$rc; see $LOGS/share.log)"
+    return 0
+}
+
+# table rows (called by report)
+share_rows() {
+    [ "$SHARE_FIG" = 1 ] && [ "$ONLY" != kafka ] || return 0
+    local n
+    for n in ${SHARE_CONSUMERS//,/ }; do
+        trow "shared view: ONE partition, $n consumer(s) × 2 ms/record, records/s" \
+            "${R[share.scale.$n.rate]:-}" "" "" "" ""
+        [ "$n" = 1 ] || trow "shared view: scaling at $n consumers (rate / ($n × rate at 1))" \
+            "${R[share.scale.$n.per_consumer_eff]:-}" "" "≥0.8" ge 0.8
+    done
+    trow "shared view: redelivery after kill -9, session timeout 10 s only, s" \
+        "${R[share.redelivery.session.delay_s]:-}" "" "" "" ""
+    trow "shared view: redelivery after kill -9 with the release call, s" \
+        "${R[share.redelivery.release.delay_s]:-}" "" "≤1 s" le 1
+    trow "shared view: 1 consumer, no work, plain group on the topic, records/s" \
+        "${R[share.overhead.plain.rate]:-}" "" "" "" ""
+    trow "shared view: 1 consumer, no work, group on the view, records/s" \
+        "${R[share.overhead.view.rate]:-}" "" "" "" ""
+}
+
+# --------------------------------------------------------------- datasets --
+# Issue 4's figures: tests/bench/dataset_bench.py (dataset topic over s3rver behind a
+# 100 ms latency proxy, a broker of its own) and tests/bench/cache_bench.c (cyclic
+# scan with cache = 1/2 dataset, our policy beside LRU).
+DATASET_FIG=${BENCH_DATASET:-1}
+
+dataset_keep() { # prefix line: R[dataset.prefix.key] = value
+    local kv
+    for kv in $2; do
+        case $kv in *=*) R[dataset.$1.${kv%%=*}]=${kv#*=} ;; esac
+    done
+}
+
+dataset_figures() {
+    [ "$DATASET_FIG" = 1 ] && [ "$ONLY" != kafka ] || return 0
+    local out line
+    log "datasets: 16 readers x 10 epochs over s3rver behind a 100 ms proxy"
+    out=$(timeout --foreground -k 5 900 /usr/bin/python3 "$ROOT/tests/bench/dataset_bench.py" \
+        --bin "$BIN_DIR" --loopback-mbps "${R[ceil.loop_mbps]:-0}" 2>>"$LOGS/dataset.log")
+    line=$(grep '^RESULT' <<<"$out" | tail -n1)
+    if [ -n "$line" ]; then
+        echo "dataset: $line" >>"$OUT/raw.txt"
+        dataset_keep ds "$line"
+    else
+        fail "dataset_bench (see $LOGS/dataset.log)"
+    fi
+    if cc -O2 -D_GNU_SOURCE -I"$ROOT/broker/src" "$ROOT/tests/bench/cache_bench.c" \
+        "$ROOT/broker/src/cache_policy.c" "$ROOT/broker/src/cache_map.c" -o "$OUT/cache_bench" \
+        2>>"$LOGS/dataset.log"; then
+        line=$("$OUT/cache_bench" 2>>"$LOGS/dataset.log" | grep '^RESULT' | tail -n1)
+        [ -n "$line" ] && echo "cache: $line" >>"$OUT/raw.txt" && dataset_keep cyc "$line"
+    else
+        fail "cache_bench did not build (see $LOGS/dataset.log)"
+    fi
+}
+
+_ds() { echo "${R[dataset.ds.$1]:-}"; }
+
+dataset_rows() { # table rows (called by report)
+    [ "$DATASET_FIG" = 1 ] || return 0
+    local r
+    for r in "dataset: S3 GETs per object, 16 readers x 10 epochs|gets_per_object|1.00" \
+        "dataset: epoch-1 MB/s, one reader, 100 ms S3|epoch1_MBps|" \
+        "dataset: epoch-1 / what 16 GETs in flight x 100 ms allow|epoch1_fraction|" \
+        "dataset: epoch>=2 memory-tier hit rate|hit_rate_epoch2plus|" \
+        "dataset: Fetch from cache (one object), p99, ms|fetch_p99_ms|≤1 ms" \
+        "dataset: memory-tier MB/s, one reader|memory_tier_MBps|" \
+        "dataset: memory tier / loopback|memory_vs_loopback|"; do
+        printf '| %s | %s | - | - | - | %s | - |\n' "${r%%|*}" "$(_ds "$(cut -d'|' -f2 <<<"$r")")" \
+            "$(cut -d'|' -f3 <<<"$r")"
+    done
+    printf '| dataset: cyclic scan, cache = 1/2 dataset, hit rate (policy / LRU) | %s / %s | - | - | - | ~0.5 / 0 | - |\n' \
+        "${R[dataset.cyc.hit_rate]:--}" "${R[dataset.cyc.lru_hit_rate]:--}"
 }
 
 # ------------------------------------------------------------------ kafka --
@@ -677,6 +921,9 @@ report() {
                 "$(ratio "${R[sluice.rdperf]:-}" "${R[ceil.loop_mbps]:-}")"
         fi
         group_rows
+        topics_rows
+        dataset_rows
+        share_rows
         echo
         rate_s=$(v sluice.rate_1)
         rate_k=$(v kafka.rate_1)
@@ -692,7 +939,7 @@ report() {
             echo "- $b: produce MB/s $(v "$b.produce_all"); consume MB/s $(v "$b.consume_all");" \
                 "p99 ms acks=1 $(v "$b.p99_1_all"), acks=all $(v "$b.p99_all_all")"
         done
-        if [ "$GROUPS" = 1 ]; then
+        if [ "$GROUP_FIGS" = 1 ]; then
             for b in kafka sluice; do
                 echo "- $b groups: settle 8→32 s $(v "$b.settle_grow_all"); 32→8 s $(v "$b.settle_shrink_all");" \
                     "commits/s $(v "$b.commits")"
@@ -704,6 +951,7 @@ report() {
                 "(generation -1) from one Python process, so the client may be the limit; Sluice makes each durable" \
                 "(RocksDB) before it answers, Kafka 0.9 appends to __consumer_offsets."
         fi
+        topics_notes
         echo
         echo "What each broker process spent over all its throughput runs ($((REPS * RECORDS * SIZE / 1000000)) MB each way):"
         echo
@@ -744,9 +992,12 @@ if install_all; then
     [ "$ONLY" = kafka ] || start_sluice
     [ ${#BROKERS[@]} -gt 0 ] && figures
     [ ${#BROKERS[@]} -gt 0 ] && group_figures
+    topics_figures
+    dataset_figures
     log "stopping the brokers"
     stop_all
     cp "$TMP/kafka-app/server.log" "$LOGS/kafka-server.log" 2>/dev/null
+    share_figures
 fi
 report
 log "done in $(($(date +%s) - T_START)) s"

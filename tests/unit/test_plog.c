@@ -274,7 +274,7 @@ static void test_idempotent_sequences(void **state)
     assert_int_equal(part(u)->hwm, hwm);
     append_ok(u, ub_idem(7, 0, 2, 1), 2);
     assert_int_equal(append(u, ub_idem(7, 0, 5, 1), &base), KERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
-    assert_int_equal(append(u, ub_idem(8, 0, 3, 1), &base), KERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+    assert_int_equal(append(u, ub_idem(8, 0, 3, 1), &base), KERR_UNKNOWN_PRODUCER_ID); /* no state: lost */
     append_ok(u, ub_idem(7, 1, 0, 1), 3); /* a new epoch starts over at 0 */
     assert_int_equal(append(u, ub_idem(7, 0, 3, 1), &base), KERR_INVALID_PRODUCER_EPOCH);
     assert_int_equal(append(u, ub_idem(7, 2, 1, 1), &base), KERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
@@ -341,7 +341,7 @@ static void test_rejection_keeps_other_producers_window(void **state)
     int64_t base;
     append_ok(u, ub_idem(7, 0, 0, 1), 0);
     append_ok(u, ub_idem(7, 0, 1, 1), 1);
-    assert_int_equal(append(u, ub_idem(8, 0, 5, 1), &base), KERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+    assert_int_equal(append(u, ub_idem(8, 0, 5, 1), &base), KERR_UNKNOWN_PRODUCER_ID);
     assert_int_equal(append(u, ub_idem(7, 0, 0, 1), &base), KERR_NONE);
     assert_int_equal(base, 0);
     assert_int_equal(part(u)->hwm, 2);

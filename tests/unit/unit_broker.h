@@ -26,6 +26,8 @@
 #include "kcodec.h"
 #include "log.h"
 #include "metrics.h"
+#include "share.h"
+#include "share_view.h"
 #include "store.h"
 #include "syncer.h"
 #include "topic.h"
@@ -79,6 +81,10 @@ static inline void ub_start(struct ub *u)
     assert_non_null(b->fetcher);
     b->groups = groups_new(b);
     assert_non_null(b->groups);
+    b->shares = shares_new(b);
+    assert_non_null(b->shares);
+    b->views = sviews_new(b);
+    assert_non_null(b->views);
 }
 
 /* Frees everything ub_start opened, in main.c's stop() order; keeps the directory. */
@@ -88,6 +94,8 @@ static inline void ub_stop(struct ub *u)
 
     fetcher_free(b->fetcher);
     syncer_free(b->syncer);
+    sviews_free(b->views);
+    shares_free(b->shares);
     groups_free(b->groups);
     topics_free(b->topics);
     assert_int_equal(store_sync(b->store), 0);
@@ -97,6 +105,8 @@ static inline void ub_stop(struct ub *u)
     b->fetcher = NULL;
     b->syncer = NULL;
     b->groups = NULL;
+    b->shares = NULL;
+    b->views = NULL;
     b->topics = NULL;
     b->store = NULL;
     b->metrics = NULL;
