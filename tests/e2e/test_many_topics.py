@@ -332,6 +332,33 @@ def test_5000_topics_restart_list_all_and_response_ceiling(broker):
     assert all(md["topics"][t]["error_code"] == 0 for t in used[:10])
 
 
+@pytest.mark.timeout(300)
+def test_100000_topics_random_traffic_and_restart(broker):
+    """The issue's make-test scale: 100,000 topics, traffic to random ones, a restart."""
+    names = tenant_names(100000, tenant="t100k")
+    with kwire.Conn.to(broker) as c:
+        for i in range(0, len(names), 1000):
+            chunk = names[i:i + 1000]
+            r = c.create_topics(4, [(n, 1, 1) for n in chunk], timeout_ms=60000)
+            bad = {t: v["error_code"] for t, v in r.items() if v["error_code"] != 0}
+            assert not bad and len(r) == len(chunk), list(bad.items())[:5]
+    assert metric(broker, "sluice_topics") == 100000
+    rnd = random.Random(100000)
+    used = rnd.sample(names, 30)
+    produce_to(broker, {t: [b"%s-%d" % (t.encode(), i) for i in range(2)] for t in used})
+    for t in used[:5]:
+        assert read_partition(broker, t, 2) == [(i, b"%s-%d" % (t.encode(), i)) for i in range(2)]
+
+    broker.restart()
+    assert metric(broker, "sluice_topics") == 100000
+    wm = watermarks_many(broker, used)
+    assert all(v == (0, 2) for v in wm.values()), wm
+    for t in rnd.sample(used, 5):
+        assert read_partition(broker, t, 2) == [(i, b"%s-%d" % (t.encode(), i)) for i in range(2)]
+    # a topic nobody touched since it was created works on first use
+    kwire.client_roundtrip(broker.bootstrap, rnd.choice(sorted(set(names) - set(used))), n=3)
+
+
 # ---- idle topics, checked last --------------------------------------------------------------------------
 
 
