@@ -434,6 +434,14 @@ void server_stop_accepting(struct server *srv)
 
 int server_connection_count(const struct server *srv) { return srv->nconns; }
 
+bool server_conn_alive(const struct server *srv, uint64_t id)
+{
+    for (const struct conn *c = srv ? srv->conns : NULL; c; c = c->next)
+        if (c->id == id && !c->closing)
+            return true;
+    return false;
+}
+
 int server_pending_slots(const struct server *srv)
 {
     int n = 0;

@@ -60,6 +60,8 @@ void server_free(struct server *srv);
 /* Stops accepting; existing connections carry on. */
 void server_stop_accepting(struct server *srv);
 int server_connection_count(const struct server *srv);
+/* Whether connection id is still open; O(connections), for rare events only. */
+bool server_conn_alive(const struct server *srv, uint64_t id);
 /* Responses still waiting (parked fetches, acks=all produces), for draining. */
 int server_pending_slots(const struct server *srv);
 

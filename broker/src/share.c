@@ -57,7 +57,7 @@ struct share_part {
     int32_t partition;
     int64_t spso, next;
     struct sbatch *head, *tail;
-    int64_t window;   /* records tracked in the window */
+    int64_t window; /* records tracked in the window */
     int64_t unsettled, acquired;
     int64_t acked_total, redeliveries_total, archived_total, expired_total;
     bool dirty;
@@ -127,7 +127,10 @@ static void mark_dirty(struct share_part *sp)
 }
 
 /* The persisted state of a record: acquired ones are stored as available. */
-static uint8_t stored_state(uint8_t s) { return s == SHARE_ACQUIRED ? SHARE_AVAILABLE : s; }
+static uint8_t stored_state(uint8_t s)
+{
+    return s == SHARE_ACQUIRED ? SHARE_AVAILABLE : s;
+}
 
 /* Serialises sp into w as runs of equal (state, deliveries). */
 static void part_encode(const struct share_part *sp, kc_writer *w)
@@ -408,15 +411,14 @@ struct share_part *share_part_get(struct share_group *g, const uint8_t topic_id[
     uint8_t k[23 + SHARE_GROUP_ID_MAX];
     size_t vl;
     int err;
-    uint8_t *v = store_get(g->ss->b->store, STORE_CF_SHARE, k,
-                           part_key(k, g, topic_id, partition), &vl, &err);
+    uint8_t *v = store_get(g->ss->b->store, STORE_CF_SHARE, k, part_key(k, g, topic_id, partition),
+                           &vl, &err);
     if (!v && err < 0) {
         free(sp);
         return NULL;
     }
     if (v && part_decode(sp, v, vl) < 0) {
-        log_warn("share: group %s partition %d: bad stored state; starting over", g->id,
-                 partition);
+        log_warn("share: group %s partition %d: bad stored state; starting over", g->id, partition);
         for (struct sbatch *b = sp->head, *n; b; b = n)
             n = b->next, free(b);
         sp->head = sp->tail = NULL;
@@ -583,7 +585,8 @@ static void acquire_new(struct share_part *sp, struct partition *p, struct share
         int64_t copied = 0, want = max_bytes - a->bytes;
         int64_t next_before = sp->next;
         if (plog_read(sp->g->ss->b->topics, p, sp->next, want > 0 ? want : 1, a->records == 0, w,
-                      &copied) != KERR_NONE || copied <= 0) {
+                      &copied) != KERR_NONE ||
+            copied <= 0) {
             w->len = at;
             return;
         }
@@ -787,8 +790,14 @@ struct share_member *share_member_get(struct share_group *g, const char *id, siz
     return m;
 }
 
-const char *share_member_id(const struct share_member *m) { return m->id; }
-int64_t share_member_inflight(const struct share_member *m) { return m->held; }
+const char *share_member_id(const struct share_member *m)
+{
+    return m->id;
+}
+int64_t share_member_inflight(const struct share_member *m)
+{
+    return m->held;
+}
 
 int64_t share_member_release(struct share_member *m)
 {
@@ -837,11 +846,26 @@ void share_group_foreach_member(struct share_group *g, share_member_fn *fn, void
 
 /* ---- inspection ---- */
 
-struct share_group *share_part_group(const struct share_part *sp) { return sp->g; }
-int32_t share_part_partition(const struct share_part *sp) { return sp->partition; }
-const uint8_t *share_part_topic_id(const struct share_part *sp) { return sp->topic_id; }
-int64_t share_part_start(const struct share_part *sp) { return sp->spso; }
-int64_t share_part_next(const struct share_part *sp) { return sp->next; }
+struct share_group *share_part_group(const struct share_part *sp)
+{
+    return sp->g;
+}
+int32_t share_part_partition(const struct share_part *sp)
+{
+    return sp->partition;
+}
+const uint8_t *share_part_topic_id(const struct share_part *sp)
+{
+    return sp->topic_id;
+}
+int64_t share_part_start(const struct share_part *sp)
+{
+    return sp->spso;
+}
+int64_t share_part_next(const struct share_part *sp)
+{
+    return sp->next;
+}
 
 void share_part_stats(const struct share_part *sp, struct share_stats *st)
 {
@@ -968,8 +992,14 @@ struct share_group *share_group_get(struct shares *ss, const char *id, size_t le
     return g;
 }
 
-const char *share_group_id(const struct share_group *g) { return g->id; }
-const struct share_config *share_group_config(const struct share_group *g) { return &g->cfg; }
+const char *share_group_id(const struct share_group *g)
+{
+    return g->id;
+}
+const struct share_config *share_group_config(const struct share_group *g)
+{
+    return &g->cfg;
+}
 
 int share_group_configure(struct share_group *g, const struct share_config *cfg, char *msg,
                           size_t msglen)
@@ -1015,7 +1045,8 @@ int share_group_set(struct share_group *g, const char *key, size_t klen, const c
 {
     struct share_config c = g->cfg;
     int32_t v = 0;
-    bool bad = value && !key_is(key, klen, "share.auto.offset.reset") && parse_i32(value, vlen, &v) < 0;
+    bool bad =
+        value && !key_is(key, klen, "share.auto.offset.reset") && parse_i32(value, vlen, &v) < 0;
     if (key_is(key, klen, "share.record.lock.duration.ms"))
         c.lock_ms = value ? v : cfg_defaults.lock_ms;
     else if (key_is(key, klen, "share.delivery.count.limit"))
@@ -1179,4 +1210,7 @@ void shares_set_notify(struct shares *ss, share_notify_fn *fn, void *arg)
     ss->notify_arg = arg;
 }
 
-size_t shares_group_count(const struct shares *ss) { return ss->count; }
+size_t shares_group_count(const struct shares *ss)
+{
+    return ss->count;
+}

@@ -86,12 +86,12 @@ struct share_config {
 
 /* Totals for the admin API and metrics. */
 struct share_stats {
-    int64_t inflight;        /* records in the window not yet acknowledged or archived */
-    int64_t acquired;        /* of which acquired now */
-    int64_t acked_total;     /* acknowledged since load */
+    int64_t inflight;           /* records in the window not yet acknowledged or archived */
+    int64_t acquired;           /* of which acquired now */
+    int64_t acked_total;        /* acknowledged since load */
     int64_t redeliveries_total; /* acquisitions of a record delivered before */
-    int64_t archived_total;  /* archived by reject, gap or the delivery limit */
-    int64_t expired_total;   /* locks that ran out */
+    int64_t archived_total;     /* archived by reject, gap or the delivery limit */
+    int64_t expired_total;      /* locks that ran out */
     int32_t members;
     int32_t partitions;
 };

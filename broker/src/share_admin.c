@@ -75,9 +75,8 @@ cJSON *share_admin_put(struct broker *b, const char *id, const cJSON *body, int 
                         "max_deliveries 2..100");
     if (vparts && !topic)
         return err_body(status, 400, "invalid_argument", "virtual_partitions needs a topic");
-    struct topic *t = topic ? topic_find(b->topics, topic->valuestring,
-                                         strlen(topic->valuestring))
-                            : NULL;
+    struct topic *t =
+        topic ? topic_find(b->topics, topic->valuestring, strlen(topic->valuestring)) : NULL;
     if (topic && !t)
         return err_body(status, 404, "not_found", "no such topic");
     if (vparts && put_view(b, t, id, vparts, lock_ms, maxd, msg, sizeof msg) < 0)
@@ -203,4 +202,7 @@ static void list_one(void *arg, struct share_group *g)
     cJSON_AddItemToArray(arg, o);
 }
 
-void share_admin_list(struct broker *b, cJSON *arr) { shares_foreach(b->shares, list_one, arr); }
+void share_admin_list(struct broker *b, cJSON *arr)
+{
+    shares_foreach(b->shares, list_one, arr);
+}

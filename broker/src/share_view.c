@@ -31,23 +31,23 @@ struct vmap {
 };
 
 struct vpart {
-    int64_t next;      /* next v-offset to hand out */
-    uint64_t conn_id;  /* the connection that fetches v; 0: none yet */
+    int64_t next;     /* next v-offset to hand out */
+    uint64_t conn_id; /* the connection that fetches v; 0: none yet */
     char client[CLIENT_ID_MAX + 1];
-    struct vmap *map;  /* in hand-out order */
+    struct vmap *map; /* in hand-out order */
     int nmap, capmap;
 };
 
 struct sview {
     struct sview *next;
     char name[TOPIC_NAME_MAX + 1];
-    char group[TOPIC_NAME_MAX + 1];   /* share group id */
+    char group[TOPIC_NAME_MAX + 1];    /* share group id */
     char last_group[GROUP_ID_MAX + 1]; /* classic group that last committed */
     uint8_t id[16], real_id[16];
-    int32_t nparts;      /* V */
-    int32_t real_parts;  /* partitions of the real topic */
+    int32_t nparts;     /* V */
+    int32_t real_parts; /* partitions of the real topic */
     int32_t max_unacked;
-    int32_t rr;          /* real partition to start from on the next fetch */
+    int32_t rr; /* real partition to start from on the next fetch */
     struct vpart *vp;
 };
 
@@ -123,8 +123,8 @@ static struct share_group *view_group(struct broker *b, const struct topic *t, c
     c.lock_ms = (int32_t)cfg_num(t, "shared.lock.ms", c.lock_ms);
     c.max_deliveries = (int32_t)cfg_num(t, "shared.max.deliveries", c.max_deliveries);
     c.max_inflight = inflight < SHARE_DEFAULT_MAX_INFLIGHT ? SHARE_DEFAULT_MAX_INFLIGHT
-                     : inflight > SHARE_MAX_INFLIGHT_MAX ? SHARE_MAX_INFLIGHT_MAX
-                                                         : (int32_t)inflight;
+                     : inflight > SHARE_MAX_INFLIGHT_MAX   ? SHARE_MAX_INFLIGHT_MAX
+                                                           : (int32_t)inflight;
     c.auto_reset = SHARE_RESET_EARLIEST;
     const struct share_config *cur = share_group_config(g);
     if (memcmp(&c, cur, sizeof c) != 0) {
@@ -280,9 +280,18 @@ struct sview *share_view_find_id(struct broker *b, const uint8_t id[16])
     return t ? share_view_of(b, t) : NULL;
 }
 
-const char *share_view_name(const struct sview *v) { return v->name; }
-const uint8_t *share_view_id(const struct sview *v) { return v->id; }
-int32_t share_view_partitions(const struct sview *v) { return v->nparts; }
+const char *share_view_name(const struct sview *v)
+{
+    return v->name;
+}
+const uint8_t *share_view_id(const struct sview *v)
+{
+    return v->id;
+}
+int32_t share_view_partitions(const struct sview *v)
+{
+    return v->nparts;
+}
 
 static struct share_group *vgroup(struct broker *b, const struct sview *v)
 {
@@ -433,12 +442,16 @@ static void vpart_owner(struct broker *b, struct sview *v, int32_t i, struct con
     struct vpart *p = &v->vp[i];
     uint64_t cid = c ? c->id : 0;
     if (p->conn_id != cid) {
+        /* the record the new owner starts at counts as a delivery only when the old owner's
+         * connection is gone (a crash, maybe on that record); a move between live consumers
+         * (a rebalance) or a seek back hands everything back uncounted */
+        bool gone = !server_conn_alive(b->server, p->conn_id);
         if (p->conn_id)
-            vpart_release_from(b, v, i, INT64_MIN, offset);
+            vpart_release_from(b, v, i, INT64_MIN, gone ? offset : INT64_MIN);
         p->conn_id = cid;
         p->next = offset;
     } else if (offset < p->next) {
-        vpart_release_from(b, v, i, offset, offset);
+        vpart_release_from(b, v, i, offset, INT64_MIN);
         p->next = offset;
     } else if (offset > p->next) {
         p->next = offset;
@@ -497,8 +510,8 @@ int16_t share_view_read(struct sview *v, struct conn *c, kc_str client_id, int32
         if (!sp)
             continue;
         struct share_acquired a = {0};
-        int16_t err = share_acquire(sp, m, (int32_t)room, max_bytes - (int64_t)(w->len - at0), w,
-                                    &a);
+        int16_t err =
+            share_acquire(sp, m, (int32_t)room, max_bytes - (int64_t)(w->len - at0), w, &a);
         if (err == KERR_NONE)
             place_batches(v, p, part, &a, w, &first);
         share_acquired_free(&a);
@@ -549,7 +562,10 @@ int64_t share_view_end_offset(struct broker *b, const char *name, int32_t vp)
 
 /* ---- commits and releases ---- */
 
-static void wake_real(void *arg, struct partition *p) { fetch_wake_partition(arg, p); }
+static void wake_real(void *arg, struct partition *p)
+{
+    fetch_wake_partition(arg, p);
+}
 
 void share_view_committed(struct broker *b, const char *group, const char *view, size_t len,
                           int32_t vp, int64_t offset)
@@ -591,8 +607,7 @@ static void release_vpart(struct rel_ctx *x, int32_t i)
     x->n += before;
 }
 
-static void release_assigned(void *arg, const char *topic, size_t tlen, const int32_t *parts,
-                             int n)
+static void release_assigned(void *arg, const char *topic, size_t tlen, const int32_t *parts, int n)
 {
     struct rel_ctx *x = arg;
     if (strlen(x->v->name) != tlen || memcmp(x->v->name, topic, tlen))
@@ -611,9 +626,8 @@ int64_t share_view_release_member(struct broker *b, struct share_group *g, const
         for (int32_t i = 0; i < v->nparts; i++)
             if (v->vp[i].client[0] && !strcmp(v->vp[i].client, member))
                 release_vpart(&x, i);
-        struct group *cg = v->last_group[0]
-                               ? group_find(b->groups, v->last_group, strlen(v->last_group))
-                               : NULL;
+        struct group *cg =
+            v->last_group[0] ? group_find(b->groups, v->last_group, strlen(v->last_group)) : NULL;
         for (struct gmember *gm = cg ? cg->head : NULL; gm; gm = gm->next)
             if (!strcmp(gm->id, member) || (gm->client_id && !strcmp(gm->client_id, member)))
                 group_decode_assignment(gm->assignment, gm->assignment_len, release_assigned, &x);

@@ -189,7 +189,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="build/bin")
     ap.add_argument("--consumers", default="1,2,4,8,16")
-    ap.add_argument("--per-consumer", type=int, default=600)
+    ap.add_argument("--per-consumer", type=int, default=1500)
     ap.add_argument("--work-ms", type=float, default=2.0)
     ap.add_argument("--session-ms", type=int, default=10000)
     ap.add_argument("--overhead-records", type=int, default=100000)

@@ -7,7 +7,10 @@
 
 static char msg[256];
 
-static struct partition *part(struct ub *u) { return ub_part(u, "t", 0); }
+static struct partition *part(struct ub *u)
+{
+    return ub_part(u, "t", 0);
+}
 
 /* Appends `batches` batches of `per` records each to t/0. */
 static void produce(struct ub *u, int batches, int per)
@@ -193,7 +196,10 @@ static void test_lock_expiry(void **state)
     assert_int_equal(st.redeliveries_total, 3);
 }
 
-static void stop_loop(struct ev_loop *l, void *arg) { ev_stop(arg); }
+static void stop_loop(struct ev_loop *l, void *arg)
+{
+    ev_stop(arg);
+}
 
 /* The lock timer itself runs expiry (the real loop runs until it has). */
 static void test_lock_timer(void **state)
@@ -388,16 +394,18 @@ static void test_reset_and_config(void **state)
     assert_non_null(sp);
     assert_int_equal(share_part_start(sp), 4);
     assert_null(share_part_get(g, t->id, 1)); /* no such partition */
-    assert_int_equal(share_group_set(g, "share.delivery.count.limit", 26, "1", 1, false, msg,
-                                     sizeof msg), -1);
-    assert_int_equal(share_group_set(g, "share.delivery.count.limit", 26, "x", 1, false, msg,
-                                     sizeof msg), -1);
+    assert_int_equal(
+        share_group_set(g, "share.delivery.count.limit", 26, "1", 1, false, msg, sizeof msg), -1);
+    assert_int_equal(
+        share_group_set(g, "share.delivery.count.limit", 26, "x", 1, false, msg, sizeof msg), -1);
     assert_int_equal(share_group_set(g, "nope", 4, "1", 1, false, msg, sizeof msg), -1);
-    assert_int_equal(share_group_set(g, "share.auto.offset.reset", 23, "earliest", 8, false, msg,
-                                     sizeof msg), 0);
+    assert_int_equal(
+        share_group_set(g, "share.auto.offset.reset", 23, "earliest", 8, false, msg, sizeof msg),
+        0);
     assert_int_equal(share_group_config(g)->auto_reset, SHARE_RESET_EARLIEST);
-    assert_int_equal(share_group_set(g, "share.record.lock.duration.ms", 29, "15000", 5, false,
-                                     msg, sizeof msg), 0);
+    assert_int_equal(
+        share_group_set(g, "share.record.lock.duration.ms", 29, "15000", 5, false, msg, sizeof msg),
+        0);
     assert_int_equal(share_group_config(g)->lock_ms, 15000);
     /* retention moved the log start past the window: the engine follows */
     struct share_group *g2 = group(u, 30000, 5, 2000);
@@ -415,7 +423,6 @@ static void test_reset_and_config(void **state)
     assert_null(share_group_get(u->b.shares, "late", 4, false));
     assert_non_null(share_group_get(u->b.shares, "g", 1, false));
 }
-
 
 /* share_return hands prefetched records back with their acquisition's count undone. */
 static void test_return(void **state)
@@ -448,9 +455,9 @@ static struct topic *view_topic(struct ub *u, const char *name)
         {"shared.max.deliveries", 21, "3", 1},
     };
     struct topic *t = NULL;
-    assert_int_equal(topic_create(u->b.topics, name, strlen(name), 1, c, 3, false, &t, msg,
-                                  sizeof msg),
-                     KERR_NONE);
+    assert_int_equal(
+        topic_create(u->b.topics, name, strlen(name), 1, c, 3, false, &t, msg, sizeof msg),
+        KERR_NONE);
     assert_int_equal(share_view_setup(&u->b, t, msg, sizeof msg), 0);
     return t;
 }
@@ -463,9 +470,9 @@ static void produce_to(struct ub *u, const char *topic, int batches, int per)
         struct ub_batch spec = ub_plain(per);
         ub_batch_put(&w, &spec);
         int64_t base;
-        assert_int_equal(plog_append(u->b.topics, ub_part(u, topic, 0), w.p, w.len, &base, msg,
-                                     sizeof msg),
-                         KERR_NONE);
+        assert_int_equal(
+            plog_append(u->b.topics, ub_part(u, topic, 0), w.p, w.len, &base, msg, sizeof msg),
+            KERR_NONE);
         kc_writer_free(&w);
     }
 }
@@ -525,7 +532,8 @@ static void test_view(void **state)
     int64_t lo;
     assert_int_equal(share_view_list_offset(v, 0, -1, &lo), KERR_NONE);
     assert_int_equal(lo, 10);
-    /* v0 changes owner: the new one starts at 7; 7 counts as a delivery, 8 and 9 do not */
+    /* v0 changes owner (the old connection is gone: no server here): the new one starts at
+     * 7; 7 counts as a delivery, 8 and 9 do not */
     /* (the cap is per batch: 3 records, then 5, then 5 more while under 10) */
     assert_int_equal(vread(u, v, 3, 0, 7, bases, &hwm), 3);
     assert_int_equal(bases[0], 7 - 2); /* the batch 5..9 again: 5 and 6 fall below 7 */
@@ -576,10 +584,10 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, ub_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_acquire_ack),     T(test_per_offset),   T(test_lock_expiry),
-        T(test_lock_timer),      T(test_poison),       T(test_poison_expiry),
-        T(test_inflight_cap),    T(test_release_member), T(test_restart),
-        T(test_reset_and_config), T(test_return),       T(test_view),
+        T(test_acquire_ack),      T(test_per_offset),     T(test_lock_expiry),
+        T(test_lock_timer),       T(test_poison),         T(test_poison_expiry),
+        T(test_inflight_cap),     T(test_release_member), T(test_restart),
+        T(test_reset_and_config), T(test_return),         T(test_view),
         T(test_view_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
