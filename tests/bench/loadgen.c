@@ -437,6 +437,110 @@ static int run_latency(void) {
     return (bad || ferr || lat_n == 0 || i < total) ? 1 : 0;
 }
 
+/* ---- end to end: produce -> consume ---------------------------------------
+ * Sends at a fixed rate with the send time in each record's first 8 bytes, and a
+ * consumer on the same partition (started at the end, long-polling) records, per
+ * record, consume time minus send time. That is the latency an application sees. */
+
+static atomic_int e2e_done;
+static atomic_long e2e_seen;
+
+static void noop_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    if (m->err) {
+        atomic_fetch_add(&p_err, 1);
+        record_err(m->err);
+    }
+}
+
+static void *e2e_consumer(void *arg) {
+    rd_kafka_topic_t *rkt = arg;
+    while (!atomic_load(&e2e_done)) {
+        rd_kafka_message_t *m = rd_kafka_consume(rkt, 0, 100);
+        if (!m)
+            continue;
+        uint64_t t = now_ns();
+        if (!m->err && m->len >= 8) {
+            uint64_t sent;
+            memcpy(&sent, m->payload, 8);
+            atomic_fetch_add(&e2e_seen, 1);
+            if (sent >= warm_end_ns && lat_n < lat_cap)
+                lat[lat_n++] = t - sent;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    return NULL;
+}
+
+static int run_e2e(void) {
+    const char *pextra[] = {"acks", acks, "linger.ms", "0",
+                            "max.in.flight.requests.per.connection", "5", NULL};
+    rd_kafka_conf_t *pconf = make_conf(pextra);
+    rd_kafka_conf_set_dr_msg_cb(pconf, noop_dr);
+    rd_kafka_t *prk = make_client(RD_KAFKA_PRODUCER, pconf);
+    rd_kafka_topic_t *prkt = rd_kafka_topic_new(prk, topic_name, NULL);
+    const char *cextra[] = {"fetch.wait.max.ms", "500", "fetch.min.bytes", "1", NULL};
+    rd_kafka_t *crk = make_client(RD_KAFKA_CONSUMER, make_conf(cextra));
+    rd_kafka_topic_t *crkt = rd_kafka_topic_new(crk, topic_name, NULL);
+    char *payload = make_payload();
+    if (size < 8)
+        die("e2e needs -s 8 or more%s", "");
+    double msgps = rate_mbps * 1e6 / (double)size;
+    double interval_ns = 1e9 / msgps;
+    long total = (long)(msgps * (secs + warmup));
+    lat_cap = total + 1;
+    lat = malloc(sizeof *lat * (size_t)lat_cap);
+    if (!lat)
+        die("out of memory%s", "");
+    if (rd_kafka_consume_start(crkt, 0, RD_KAFKA_OFFSET_END) == -1)
+        die("consume_start: %s", rd_kafka_err2str(rd_kafka_last_error()));
+    pthread_t cth, pth;
+    pthread_create(&cth, NULL, e2e_consumer, crkt);
+    pthread_create(&pth, NULL, poller, prk);
+    usleep(500000); /* the consumer finds the end before anything is sent */
+    uint64_t t0 = now_ns() + 1000000;
+    warm_end_ns = t0 + (uint64_t)(warmup * 1e9);
+    long i = 0;
+    while (i < total && !stop) {
+        uint64_t due = t0 + (uint64_t)((double)i * interval_ns);
+        if (now_ns() < due) {
+            sleep_until_ns(due);
+            continue;
+        }
+        uint64_t t = now_ns();
+        memcpy(payload, &t, 8);
+        if (rd_kafka_produce(prkt, 0, RD_KAFKA_MSG_F_COPY, payload, (size_t)size, NULL, 0,
+                             NULL) == -1) {
+            usleep(100);
+            continue;
+        }
+        i++;
+    }
+    rd_kafka_flush(prk, 60000);
+    for (int w = 0; w < 100 && atomic_load(&e2e_seen) < i; w++)
+        usleep(50000); /* let the consumer catch up with the last records */
+    atomic_store(&e2e_done, 1);
+    atomic_store(&poller_done, 1);
+    pthread_join(cth, NULL);
+    pthread_join(pth, NULL);
+    rd_kafka_consume_stop(crkt, 0);
+    qsort(lat, (size_t)lat_n, sizeof *lat, cmp_u64);
+    printf("RESULT mode=e2e acks=%s size=%d target_MBps=%.1f sent=%ld consumed=%ld measured=%ld "
+           "p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f errors=%ld first_error=%s\n",
+           acks, size, rate_mbps, i, atomic_load(&e2e_seen), lat_n, pct_ms(50), pct_ms(90),
+           pct_ms(99), lat_n ? (double)lat[lat_n - 1] / 1e6 : 0.0, atomic_load(&p_err),
+           first_err[0] ? first_err : "-");
+    fflush(stdout);
+    rd_kafka_topic_destroy(prkt);
+    rd_kafka_topic_destroy(crkt);
+    rd_kafka_destroy(prk);
+    rd_kafka_destroy(crk);
+    free(payload);
+    free(lat);
+    return (atomic_load(&p_err) || lat_n == 0 || atomic_load(&e2e_seen) < i) ? 1 : 0;
+}
+
 /* ---- memcpy ----------------------------------------------------------- */
 
 static int run_memcpy(void) {
@@ -500,7 +604,7 @@ static int run_fsync(void) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: loadgen produce|consume|latency|memcpy|fsync [-b brokers|mock] [-t topic|dir] "
+            "usage: loadgen produce|consume|latency|e2e|memcpy|fsync [-b brokers|mock] [-t topic|dir] "
             "[-n count] [-s size] [-a acks] [-r MB/s] [-d secs] [-w warmup_secs] [-m MiB] "
             "[-X key=value]...\n");
     exit(2);
@@ -543,6 +647,8 @@ int main(int argc, char **argv) {
         rc = run_consume();
     else if (strcmp(mode, "latency") == 0)
         rc = run_latency();
+    else if (strcmp(mode, "e2e") == 0)
+        rc = run_e2e();
     else if (strcmp(mode, "memcpy") == 0)
         rc = run_memcpy();
     else if (strcmp(mode, "fsync") == 0)

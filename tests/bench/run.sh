@@ -36,6 +36,7 @@
 #   BENCH_TOPICS=1000000    topics created for them (also measured at 1,000)
 #   BENCH_TOPICS_BUDGET_S=150  creation stops where the rest would not fit this budget
 #   BENCH_DATASET=1         dataset figures (tests/bench/dataset_bench.py, cache_bench.c); 0 skips
+#   BENCH_MODES=1           storage-mode figures (memory/hybrid against persistent); 0 skips
 #   BENCH_SHARE=1           shared-view figures (tests/bench/share_bench.py); 0 skips
 #   BENCH_SHARE_CONSUMERS=1,2,4,8,16  consumer counts of the one-partition scaling run
 set -uo pipefail
@@ -295,6 +296,7 @@ ceilings() {
 # this shared machine falls on both alike. An idle broker costs little.
 declare -A BS PID # BS[broker] = bootstrap; PID[broker] = its process
 declare -A XARGS  # XARGS[broker] = extra loadgen/librdkafka args (one string)
+declare -A ADMIN  # ADMIN[sluice] = host:port of its admin API
 BROKERS=()
 
 alive() { # broker: still running? (records the failure once)
@@ -633,6 +635,60 @@ topics_notes() {
     fi
 }
 
+# ---------------------------------------------------------- storage modes --
+# Issue 6's mode figures on the running Sluice: produce -> consume latency an
+# application sees (loadgen e2e: the send time travels in the record, a long-polling
+# consumer on the same partition takes it) on a memory topic against a persistent
+# one, with linger.ms=0; and produce throughput of a hybrid topic against a
+# persistent one. Best of MODE_REPS runs each.
+MODES_FIG=${BENCH_MODES:-1}
+MODE_REPS=${BENCH_MODE_REPS:-2}
+
+mode_topic() { # name mode: creates a one-partition topic with that storage.mode
+    curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST "http://${ADMIN[sluice]}/v1/topics" \
+        -H 'Content-Type: application/json' \
+        -d "{\"name\":\"$1\",\"partitions\":1,\"storage\":{\"mode\":\"$2\"}}" | grep -q '^2'
+}
+
+modes_figures() {
+    [ "$MODES_FIG" = 1 ] && [ "$ONLY" != kafka ] && alive sluice || return 0
+    local m r p99
+    for m in memory persistent hybrid; do
+        mode_topic "bench-mode-$m" "$m" || { fail "sluice: could not create a $m topic"; return 0; }
+    done
+    for ((r = 1; r <= MODE_REPS; r++)); do
+        for m in memory persistent; do
+            LG_TIMEOUT=$((LAT_SECS + 60)) run_loadgen sluice "e2e-$m#$r" e2e -b "${BS[sluice]}" \
+                -t "bench-mode-$m" -r "$RATE" -s "$SIZE" -d "$LAT_SECS" -w "$LAT_WARMUP" -a 1 || continue
+            p99=$(field p99_ms "$LAST")
+            if [ -z "${R[mode.$m.p99]:-}" ] || ! le "${R[mode.$m.p99]}" "$p99"; then
+                R[mode.$m.p99]=$p99
+                R[mode.$m.p50]=$(field p50_ms "$LAST")
+            fi
+        done
+        for m in hybrid persistent; do
+            run_loadgen sluice "produce-$m#$r" produce -b "${BS[sluice]}" -t "bench-mode-$m" \
+                -n "$RECORDS" -s "$SIZE" -a 1 && keep_best sluice "mode_$m" MBps
+        done
+    done
+    R[mode.hybrid.MBps]=${R[sluice.mode_hybrid]:-}
+    R[mode.persistent.MBps]=${R[sluice.mode_persistent]:-}
+}
+
+modes_rows() {
+    [ "$MODES_FIG" = 1 ] && [ "$ONLY" != kafka ] || return 0
+    trow "mode: memory, produce → consume p50 / p99 at $RATE MB/s (linger.ms=0), ms" \
+        "${R[mode.memory.p50]:-}/${R[mode.memory.p99]:-}" "" "" "" ""
+    trow "mode: persistent, the same, ms" \
+        "${R[mode.persistent.p50]:-}/${R[mode.persistent.p99]:-}" "" "" "" ""
+    trow "mode: memory p99 / persistent p99" \
+        "$(ratio "${R[mode.memory.p99]:-}" "${R[mode.persistent.p99]:-}")" "" "<1" "" ""
+    trow "mode: hybrid produce 1 KiB acks=1, MB/s" "${R[mode.hybrid.MBps]:-}" "" "" "" ""
+    trow "mode: persistent produce (same run), MB/s" "${R[mode.persistent.MBps]:-}" "" "" "" ""
+    trow "mode: hybrid / persistent throughput" \
+        "$(ratio "${R[mode.hybrid.MBps]:-}" "${R[mode.persistent.MBps]:-}")" "" "" "" ""
+}
+
 # ---------------------------------------------------------- shared views --
 # Issue 5's figures, by tests/bench/share_bench.py on a Sluice broker of its own
 # (after the others stopped): records/s on ONE partition read through a shared
@@ -845,6 +901,7 @@ start_sluice() {
         ;;
     esac
     BS[sluice]=127.0.0.1:$kp
+    ADMIN[sluice]=127.0.0.1:$ap
     PID[sluice]=$pid
     XARGS[sluice]=
     BROKERS+=(sluice)
@@ -923,6 +980,7 @@ report() {
         group_rows
         topics_rows
         dataset_rows
+        modes_rows
         share_rows
         echo
         rate_s=$(v sluice.rate_1)
@@ -992,6 +1050,7 @@ if install_all; then
     [ "$ONLY" = kafka ] || start_sluice
     [ ${#BROKERS[@]} -gt 0 ] && figures
     [ ${#BROKERS[@]} -gt 0 ] && group_figures
+    [ ${#BROKERS[@]} -gt 0 ] && modes_figures
     topics_figures
     dataset_figures
     log "stopping the brokers"
