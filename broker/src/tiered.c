@@ -412,6 +412,68 @@ static void segment_delete(struct tiered *t, const uint8_t id[16], int32_t part,
     tiered_ctx_link(t, &d->link);
 }
 
+/* A deleted tiered topic's segments: listed under its id and deleted in the
+ * background, page by page. Best effort: a failure is logged and leaves orphans that
+ * hold no data anyone can reach. */
+struct tpurge {
+    struct tctx link;
+    struct tiered *t;
+    char prefix[600];
+};
+
+static void purge_page(void *arg, const struct s3_list_page *page);
+
+static void purge_list(struct tpurge *pg, const char *token)
+{
+    if (s3_list(pg->t->s3, pg->t->bucket, pg->prefix, token, 1000, purge_page, pg) < 0) {
+        tiered_ctx_unlink(pg->t, &pg->link);
+        free(pg);
+    }
+}
+
+static void purge_page(void *arg, const struct s3_list_page *page)
+{
+    struct tpurge *pg = arg;
+    struct tiered *t = pg->t;
+    if (page->err != S3_OK)
+        log_warn("tiered: listing %s to delete it failed (%s)", pg->prefix,
+                 page->message ? page->message : "?");
+    for (size_t i = 0; page->err == S3_OK && i < page->n; i++) {
+        struct tdel *d = calloc(1, sizeof *d);
+        if (!d)
+            break;
+        *d = (struct tdel){.t = t};
+        if (s3_delete(t->s3, t->bucket, page->objects[i].key, on_deleted, d) < 0) {
+            free(d);
+            continue;
+        }
+        tiered_ctx_link(t, &d->link);
+    }
+    if (page->err == S3_OK && page->truncated && page->next_token) {
+        purge_list(pg, page->next_token);
+        return;
+    }
+    tiered_ctx_unlink(t, &pg->link);
+    free(pg);
+}
+
+void tiered_topic_deleted(struct broker *b, const struct topic *tp)
+{
+    struct tiered *t = b->tiered;
+    if (!t || !t->s3 || tp->cfg.mode != MODE_TIERED)
+        return;
+    struct tpurge *pg = calloc(1, sizeof *pg);
+    if (!pg)
+        return;
+    char hex[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", tp->id[i]);
+    pg->t = t;
+    snprintf(pg->prefix, sizeof pg->prefix, "%s%s%s/", t->prefix, *t->prefix ? "/" : "", hex);
+    tiered_ctx_link(t, &pg->link);
+    purge_list(pg, NULL);
+}
+
 /* Retention's verdict: move the log start (persisted first), then delete the objects. */
 static void apply_drops(struct tiered *t, struct tjob *j)
 {

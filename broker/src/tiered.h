@@ -46,6 +46,10 @@ struct tiered *tiered_new(struct broker *b);
 void tiered_free(struct tiered *t);
 void tiered_stats(const struct tiered *t, struct tiered_stats *out);
 
+/* Deletes a deleted tiered topic's segment objects in the background. */
+struct topic;
+void tiered_topic_deleted(struct broker *b, const struct topic *tp);
+
 /* ---- hooks for plog.c ---- */
 
 /* Loads p's manifest and finds its local start; moves p->hwm past remote data when the

@@ -6,6 +6,7 @@
 
 #include "broker.h"
 #include "dataset.h"
+#include "tiered.h"
 #include "ev.h"
 #include "log.h"
 #include "store.h"
@@ -931,6 +932,7 @@ static int topic_erase_data(struct topics *ts, const struct topic *t)
 int topic_delete(struct topics *ts, struct topic *t)
 {
     dataset_topic_deleted(ts->b, t);
+    tiered_topic_deleted(ts->b, t);
     if (topic_erase_data(ts, t) < 0)
         return KERR_UNKNOWN_SERVER;
     for (int32_t i = 0; i < t->partitions; i++)

@@ -196,6 +196,10 @@ def test_upload_and_read_back(s3):
             assert (lo, hi) == (0, 4000)
         finally:
             c.close()
+        # deleting the topic deletes its segment objects too
+        assert b.http("DELETE", "/v1/topics/" + topic)[0] == 204
+        wait_for(lambda: not list_objects(s3, PREFIX + "/" + topic_id + "/") or None,
+                 what="the deleted topic's segments to go")
         b.assert_clean()
 
 
