@@ -188,6 +188,17 @@ static int conn_reserve(struct conn *c, size_t need)
     return 0;
 }
 
+/* Room to ask for while a frame of need bytes arrives: it grows with the bytes that
+ * actually came (doubling, at least 1 MiB ahead), so a peer that announces a large
+ * frame and sends nothing holds a small buffer, not max.request.bytes. */
+static size_t frame_room(const struct conn *c, size_t need)
+{
+    size_t have = c->in_len - c->in_pos, ahead = have + (1u << 20);
+    if (ahead < 2 * c->in_cap)
+        ahead = 2 * c->in_cap;
+    return need < ahead ? need : ahead;
+}
+
 /* Runs every complete frame in the input buffer, as far as the limits allow. */
 static void conn_process(struct conn *c)
 {
@@ -205,7 +216,8 @@ static void conn_process(struct conn *c)
             return;
         }
         if (c->in_len - c->in_pos - 4 < (size_t)len) {
-            if (4 + (size_t)len > c->in_cap - c->in_pos && conn_reserve(c, 4 + (size_t)len) < 0)
+            size_t want = frame_room(c, 4 + (size_t)len);
+            if (want > c->in_cap - c->in_pos && conn_reserve(c, want) < 0)
                 conn_close(c);
             break;
         }
