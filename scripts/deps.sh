@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# deps.sh: install what building (MODE=build) or testing (MODE=test) Sluice needs.
+# deps.sh: install what building (MODE=build), testing (MODE=test) or fuzzing
+# (MODE=fuzz: clang and its libFuzzer runtime) Sluice needs.
 # Idempotent and quick when everything is already there: only missing Debian packages
 # are installed, and apt-get update runs only if something is missing.
 set -euo pipefail
@@ -18,7 +19,19 @@ test)
     want=("${build_pkgs[@]}" "${test_pkgs[@]}")
     command -v node >/dev/null 2>&1 || want+=(nodejs npm)
     ;;
-*) echo "usage: $0 build|test" >&2; exit 2 ;;
+fuzz)
+    want=("${build_pkgs[@]}" libcmocka-dev)
+    # libFuzzer ships with clang's runtime; only ask for packages if it is missing.
+    if ! clang -print-file-name=libclang_rt.fuzzer-x86_64.a 2>/dev/null | grep -q /; then
+        want+=(clang)
+        # Debian splits the runtime out of clang 14 (and later) into libclang-rt-N-dev.
+        v="$(clang -dumpversion 2>/dev/null | cut -d. -f1)"
+        if [ -n "$v" ] && apt-cache show "libclang-rt-$v-dev" >/dev/null 2>&1; then
+            want+=("libclang-rt-$v-dev")
+        fi
+    fi
+    ;;
+*) echo "usage: $0 build|test|fuzz" >&2; exit 2 ;;
 esac
 
 SUDO=()
