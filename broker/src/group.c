@@ -6,6 +6,7 @@
  * heartbeating are expired by their session timer; a closed connection alone removes
  * nobody, as in Kafka. Groups live in a hash table, members in a list per group. */
 #include "group.h"
+#include "hash.h"
 
 #include "broker.h"
 #include "ev.h"
@@ -53,14 +54,6 @@ int group_state_parse(const char *s, size_t len)
 
 /* ---- small helpers ---- */
 
-static uint64_t hash_bytes(const void *p, size_t n)
-{
-    const uint8_t *c = p;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ c[i]) * 1099511628211ULL;
-    return h;
-}
 
 /* Whether a (non-null) view equals the C string c; a NULL c equals only a null view. */
 static bool str_is(kc_str s, const char *c)

@@ -6,6 +6,7 @@
  * A copy of every offset is kept in memory (a hash per group) so OffsetFetch, lag and
  * expiry never read the store; the store is read once, at startup. */
 #include "group.h"
+#include "hash.h"
 
 #include "broker.h"
 #include "log.h"
@@ -71,9 +72,7 @@ static void offset_value(kc_writer *w, int64_t offset, int32_t epoch, int64_t ts
 
 static uint32_t off_hash(const char *topic, size_t tlen, int32_t partition)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < tlen; i++)
-        h = (h ^ (uint8_t)topic[i]) * 1099511628211ULL;
+    uint64_t h = hash_bytes(topic, tlen);
     h ^= (uint32_t)partition * 0x9e3779b1u;
     return (uint32_t)(h ^ (h >> 32));
 }

@@ -2,6 +2,7 @@
  * and the share sessions of this broker. Record states are the share engine's (share.c);
  * this file only decides who is in a group and which partitions each member fetches. */
 #include "sgroup.h"
+#include "hash.h"
 
 #include "broker.h"
 #include "log.h"
@@ -19,14 +20,6 @@ struct sgroups {
     uint32_t cap, count;
 };
 
-static uint64_t hash_bytes(const void *p, size_t n)
-{
-    const uint8_t *c = p;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ c[i]) * 1099511628211ULL;
-    return h;
-}
 
 static bool view_is(kc_str s, const char *c) { return kc_str_eq(s, c); }
 

@@ -8,6 +8,7 @@
  *   key   'G' | group
  *   value ver(1)=1 | lock_ms(4) | max_deliveries(4) | max_inflight(4) | expected(4) | reset(1) */
 #include "share.h"
+#include "hash.h"
 
 #include "batch.h"
 #include "broker.h"
@@ -94,13 +95,6 @@ static const struct share_config cfg_defaults = {
     .auto_reset = SHARE_RESET_LATEST,
 };
 
-static uint64_t hash_id(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-    return h;
-}
 
 /* ---- persistence ---- */
 
@@ -954,7 +948,7 @@ static int tab_grow(struct shares *ss)
     for (size_t i = 0; i < ss->cap; i++)
         for (struct share_group *g = ss->tab[i], *n; g; g = n) {
             n = g->hnext;
-            size_t h = hash_id(g->id, g->id_len) & (cap - 1);
+            size_t h = hash_bytes(g->id, g->id_len) & (cap - 1);
             g->hnext = t[h];
             t[h] = g;
         }
@@ -969,7 +963,7 @@ struct share_group *share_group_get(struct shares *ss, const char *id, size_t le
     if (len == 0 || len > SHARE_GROUP_ID_MAX)
         return NULL;
     if (ss->cap) {
-        for (struct share_group *g = ss->tab[hash_id(id, len) & (ss->cap - 1)]; g; g = g->hnext)
+        for (struct share_group *g = ss->tab[hash_bytes(id, len) & (ss->cap - 1)]; g; g = g->hnext)
             if (g->id_len == len && memcmp(g->id, id, len) == 0)
                 return g;
     }
@@ -985,7 +979,7 @@ struct share_group *share_group_get(struct shares *ss, const char *id, size_t le
     g->id_len = len;
     g->ss = ss;
     g->cfg = cfg_defaults;
-    size_t h = hash_id(id, len) & (ss->cap - 1);
+    size_t h = hash_bytes(id, len) & (ss->cap - 1);
     g->hnext = ss->tab[h];
     ss->tab[h] = g;
     ss->count++;
@@ -1123,7 +1117,7 @@ int share_group_delete(struct share_group *g)
     for (struct share_part *sp = g->parts; sp; sp = sp->gnext)
         if (sp->dirty)
             undirty(ss, sp);
-    struct share_group **pp = &ss->tab[hash_id(g->id, g->id_len) & (ss->cap - 1)];
+    struct share_group **pp = &ss->tab[hash_bytes(g->id, g->id_len) & (ss->cap - 1)];
     while (*pp != g)
         pp = &(*pp)->hnext;
     *pp = g->hnext;

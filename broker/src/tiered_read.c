@@ -7,6 +7,7 @@
  * in. Failed GETs are remembered for a second, so parked fetches get
  * KAFKA_STORAGE_ERROR (retriable) instead of hammering S3. */
 #include "tiered_int.h"
+#include "hash.h"
 
 #include "batch.h"
 #include "broker.h"
@@ -62,12 +63,10 @@ struct trerun {
 
 static size_t ent_hash(const uint8_t id[16], int32_t part, int64_t base, uint32_t stretch)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (int i = 0; i < 16; i++)
-        h = (h ^ id[i]) * 1099511628211ULL;
-    h = (h ^ (uint32_t)part) * 1099511628211ULL;
-    h = (h ^ (uint64_t)base) * 1099511628211ULL;
-    h = (h ^ stretch) * 1099511628211ULL;
+    uint64_t h = hash_bytes(id, 16);
+    h = hash_mix(h, (uint32_t)part);
+    h = hash_mix(h, (uint64_t)base);
+    h = hash_mix(h, stretch);
     return (size_t)(h ^ (h >> 29)) & (TC_BUCKETS - 1);
 }
 

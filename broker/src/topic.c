@@ -3,6 +3,7 @@
  * name and by topic id). Configs are kept as the strings the user set, and the typed
  * fields the broker acts on are derived from them. */
 #include "topic.h"
+#include "hash.h"
 
 #include "broker.h"
 #include "dataset.h"
@@ -29,14 +30,6 @@ struct topics {
 
 /* ---- hashing ---- */
 
-static uint64_t hash_bytes(const void *p, size_t n)
-{
-    const uint8_t *s = p;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 1099511628211ULL;
-    return h;
-}
 
 static size_t name_bucket(const struct topics *ts, const char *name, size_t len)
 {
