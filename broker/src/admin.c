@@ -3,6 +3,8 @@
  * every handler runs on the loop thread and may use the topic registry. */
 #include "admin.h"
 
+#include "admin_tls.h"
+
 #include "broker.h"
 #include "config.h"
 #include "dataset.h"
@@ -11,6 +13,8 @@
 #include "kcodec.h"
 #include "log.h"
 #include "metrics.h"
+#include "principal_admin.h"
+#include "principals.h"
 #include "share_admin.h"
 #include "share_view.h"
 #include "topic.h"
@@ -21,6 +25,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +48,30 @@ struct admin {
     struct MHD_Daemon *d;
     int epfd;              /* MHD's epoll fd, registered with the loop */
     struct ev_timer timer; /* next MHD_run() MHD asked for */
+    struct admin_tls *tls; /* admin.ssl.enable: the OpenSSL front that feeds MHD */
 };
+
+static void admin_poll(struct admin *a);
+
+/* Whether c came through the TLS front with a verified client certificate. */
+static bool admin_tls_client_verified(struct admin *a, struct MHD_Connection *c)
+{
+    if (!a->tls)
+        return false;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci && admin_tls_verified(a->tls, ci->connect_fd);
+}
+
+/* The TLS front hands a decrypted connection to MHD. */
+static int admin_add_conn(void *arg, int fd, const void *sa, unsigned salen)
+{
+    struct admin *a = arg;
+    if (MHD_add_connection(a->d, fd, (const struct sockaddr *)sa, (socklen_t)salen) != MHD_YES)
+        return -1;
+    admin_poll(a);
+    return 0;
+}
 
 /* Per-request state kept by MHD between calls: the body as it arrives. */
 struct admin_body {
@@ -54,12 +82,22 @@ struct admin_body {
     bool replied; /* a response is queued; further upload data is discarded */
 };
 
+/* admin_handle_for_test(): a request that comes without MHD; c is NULL. */
+struct admin_test {
+    const char *query;         /* "k=v&k2=v2", still escaped */
+    const char *authorization; /* the Authorization header, or NULL */
+    int status;
+    char *out; /* the response body (malloc'd, NUL-terminated) */
+    size_t out_len;
+};
+
 /* One request being answered. */
 struct areq {
     struct admin *a;
     struct MHD_Connection *c;
     const char *method, *url;
     struct admin_body *body;
+    struct admin_test *test; /* NULL but in admin_handle_for_test() */
 };
 
 /* An error on its way to the client. */
@@ -91,12 +129,35 @@ static void aerr_set(struct aerr *e, int status, const char *code, const char *f
 
 /* --- responses --- */
 
+/* Keeps a response for admin_handle_for_test(). Returns MHD_YES, or MHD_NO out of
+ * memory. */
+static enum MHD_Result admin_test_reply(struct admin_test *t, int status, void *body,
+                                        size_t len, bool owned)
+{
+    free(t->out);
+    t->status = status;
+    t->out_len = len;
+    t->out = malloc(len + 1);
+    if (t->out) {
+        if (len)
+            memcpy(t->out, body, len);
+        t->out[len] = 0;
+    }
+    if (owned)
+        free(body);
+    return t->out ? MHD_YES : MHD_NO;
+}
+
 /* Queues body (len bytes; taken over and freed when `owned`) with status, counts it in
  * the metrics and logs the request. Returns MHD's verdict. */
 static enum MHD_Result reply_buf(struct areq *r, int status, const char *ctype, void *body,
                                  size_t len, bool owned, const char *allow)
 {
     enum MHD_Result ret = MHD_NO;
+    if (r->test) {
+        ret = admin_test_reply(r->test, status, body, len, owned);
+        goto out;
+    }
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         len, body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!resp) {
@@ -615,10 +676,29 @@ static int pct_decode(const char *s, size_t len, bool plus, char *out, size_t ca
     return (int)o;
 }
 
+/* query_param() for admin_handle_for_test(): finds key in q ("k=v&..."), as MHD would
+ * (the first occurrence; "k" alone is present and empty). */
+static int admin_test_query(const char *q, const char *key, char *out, size_t cap)
+{
+    size_t kl = strlen(key);
+    out[0] = 0;
+    for (const char *p = q; p && *p;) {
+        const char *amp = strchr(p, '&'), *end = amp ? amp : p + strlen(p);
+        if ((size_t)(end - p) >= kl && !strncmp(p, key, kl) && (p + kl == end || p[kl] == '=')) {
+            const char *v = p + kl == end ? end : p + kl + 1;
+            return pct_decode(v, (size_t)(end - v), true, out, cap) < 0 ? -1 : 1;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return 0;
+}
+
 /* Reads query parameter key, decoded, into out. Returns 1 when present, 0 when absent,
  * -1 when malformed or too long. */
 static int query_param(struct areq *r, const char *key, char *out, size_t cap)
 {
+    if (r->test)
+        return admin_test_query(r->test->query, key, out, cap);
     const char *v = MHD_lookup_connection_value(r->c, MHD_GET_ARGUMENT_KIND, key);
     out[0] = 0;
     if (!v)
@@ -1090,6 +1170,56 @@ static enum MHD_Result h_topic_action(struct areq *r, const char *seg)
     return reply_error(r, st, code, msg);
 }
 
+/* --- principals --- */
+
+static enum MHD_Result h_principals(struct areq *r, const char *seg)
+{
+    char prefix[PRINCIPAL_NAME_MAX + 1], after[PRINCIPAL_NAME_MAX + 1], lim[16];
+    int limit = ADMIN_LIST_DEFAULT, have;
+    char *endp;
+    if (query_param(r, "prefix", prefix, sizeof prefix) < 0 ||
+        query_param(r, "after", after, sizeof after) < 0 ||
+        (have = query_param(r, "limit", lim, sizeof lim)) < 0)
+        return reply_error(r, 400, "invalid_argument", "bad prefix, after or limit");
+    if (have) {
+        long l = strtol(lim, &endp, 10);
+        if (!lim[0] || *endp || l < 1 || l > ADMIN_LIST_MAX)
+            return reply_error(r, 400, "invalid_argument", "limit must be 1..1000");
+        limit = (int)l;
+    }
+    return reply_json(r, 200,
+                      principal_admin_list(r->a->b, prefix, after[0] ? after : NULL, limit));
+}
+
+static enum MHD_Result h_principal(struct areq *r, const char *seg)
+{
+    char name[3 * PRINCIPAL_NAME_MAX + 1];
+    int n = pct_decode(seg, strlen(seg), false, name, sizeof name);
+    if (n <= 0 || n > PRINCIPAL_NAME_MAX || !principals_name_valid(name, (size_t)n))
+        return reply_error(r, 400, "invalid_name",
+                           "a principal name is 1-255 printable bytes without ',' or '='");
+    struct broker *b = r->a->b;
+    if (!strcmp(r->method, "DELETE")) {
+        int st = principal_admin_delete(b, name);
+        return st == 404 ? reply_error(r, 404, "not_found", "no such principal")
+                         : reply_buf(r, st, NULL, NULL, 0, false, NULL);
+    }
+    if (!strcmp(r->method, "PUT")) {
+        struct aerr e;
+        cJSON *j = body_json(r, &e);
+        if (!j)
+            return reply_err(r, &e, NULL);
+        int status = 500;
+        cJSON *out = principal_admin_put(b, name, j, &status);
+        cJSON_Delete(j);
+        return reply_json(r, status, out);
+    }
+    cJSON *out = principal_admin_get(b, name);
+    if (!out)
+        return reply_error(r, 404, "not_found", "no such principal");
+    return reply_json(r, 200, out);
+}
+
 /* --- routing --- */
 
 enum admin_path {
@@ -1103,6 +1233,8 @@ enum admin_path {
     P_GROUP,
     P_SHARE_GROUP,
     P_TOPIC_ACTION, /* /v1/topics/{name}/{rescan|warm|cache} (dataset topics) */
+    P_PRINCIPALS,
+    P_PRINCIPAL,
 };
 
 static const struct admin_route {
@@ -1119,6 +1251,8 @@ static const struct admin_route {
     {P_SHARE_GROUP, "GET", h_share_group, false}, {P_SHARE_GROUP, "PUT", h_share_group, false},
     {P_SHARE_GROUP, "POST", h_share_group, false},
     {P_TOPIC_ACTION, "GET", h_topic_action, false}, {P_TOPIC_ACTION, "POST", h_topic_action, false},
+    {P_PRINCIPALS, "GET", h_principals, false}, {P_PRINCIPAL, "GET", h_principal, false},
+    {P_PRINCIPAL, "PUT", h_principal, false},   {P_PRINCIPAL, "DELETE", h_principal, false},
 };
 
 static const char *const admin_allow[] = {
@@ -1131,13 +1265,24 @@ static const char *const admin_allow[] = {
     [P_GROUP] = "GET, HEAD",
     [P_SHARE_GROUP] = "GET, HEAD, PUT, POST",
     [P_TOPIC_ACTION] = "GET, HEAD, POST",
+    [P_PRINCIPALS] = "GET, HEAD",
+    [P_PRINCIPAL] = "GET, HEAD, PUT, DELETE",
 };
 
 /* Matches the (still escaped) path; sets *seg to the {name} segment for P_TOPIC. */
 static enum admin_path admin_match(const char *url, const char **seg)
 {
     static const char topics[] = "/v1/topics", groups[] = "/v1/groups";
-    static const char sgroups[] = "/v1/share-groups/";
+    static const char sgroups[] = "/v1/share-groups/", principals[] = "/v1/principals";
+    if (!strncmp(url, principals, sizeof principals - 1)) {
+        url += sizeof principals - 1;
+        if (!*url)
+            return P_PRINCIPALS;
+        if (*url != '/' || !url[1] || strchr(url + 1, '/'))
+            return P_NONE;
+        *seg = url + 1;
+        return P_PRINCIPAL;
+    }
     if (!strncmp(url, sgroups, sizeof sgroups - 1) && url[sizeof sgroups - 1]) {
         *seg = url + sizeof sgroups - 1;
         return P_SHARE_GROUP;
@@ -1173,11 +1318,24 @@ static enum admin_path admin_match(const char *url, const char **seg)
     return P_TOPIC;
 }
 
-/* Returns true when the request may proceed. The bearer token (a later feature) is
- * checked here; with none configured every request is allowed. */
+/* Returns true when the request may proceed: no admin.token is configured, the
+ * request carries it as a bearer token (compared in constant time), or it came over
+ * TLS with a verified client certificate. */
 static bool admin_authorized(struct areq *r)
 {
-    return true;
+    const char *tok = r->a->b->cfg.admin_token;
+    if (!*tok)
+        return true;
+    if (admin_tls_client_verified(r->a, r->c))
+        return true;
+    const char *h = r->test ? r->test->authorization
+                            : MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, "Authorization");
+    static const char bearer[] = "Bearer ";
+    if (!h || strncasecmp(h, bearer, sizeof bearer - 1))
+        return false;
+    h += sizeof bearer - 1;
+    size_t hl = strlen(h), tl = strlen(tok);
+    return hl == tl && CRYPTO_memcmp(h, tok, tl) == 0;
 }
 
 static enum MHD_Result admin_dispatch(struct areq *r)
@@ -1248,7 +1406,7 @@ static enum MHD_Result admin_access(void *cls, struct MHD_Connection *c, const c
                                     const char *upload_data, size_t *upload_data_size,
                                     void **con_cls)
 {
-    struct areq r = {cls, c, method, url, *con_cls};
+    struct areq r = {cls, c, method, url, *con_cls, NULL};
     if (!r.body) { /* headers only so far */
         if (!(r.body = calloc(1, sizeof *r.body)))
             return MHD_NO;
@@ -1382,8 +1540,10 @@ struct admin *admin_new(struct broker *b)
         log_error("admin: bad listen address %s", b->cfg.admin_listen);
         goto fail;
     }
+    bool tls = b->cfg.admin_ssl;
     a->d = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0),
+        MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0) |
+            (tls ? MHD_USE_NO_LISTEN_SOCKET : 0),
         ntohs(((struct sockaddr_in *)&ss)->sin_port), NULL, NULL,      /* port: for messages */
         admin_access, a, MHD_OPTION_EXTERNAL_LOGGER, admin_mhd_log, a, /* first: see MHD */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, ADMIN_MAX_CONNS,
@@ -1400,8 +1560,11 @@ struct admin *admin_new(struct broker *b)
         goto fail;
     }
     a->epfd = di->epoll_fd;
+    if (tls && !(a->tls = admin_tls_new(b, admin_add_conn, a)))
+        goto fail;
     admin_arm(a);
-    log_info("admin: listening on %s", b->cfg.admin_listen);
+    log_info("admin: listening on %s%s%s", b->cfg.admin_listen, tls ? " with TLS" : "",
+             b->cfg.admin_token[0] ? ", bearer token required" : "");
     return a;
 fail:
     admin_free(a);
@@ -1412,10 +1575,52 @@ void admin_free(struct admin *a)
 {
     if (!a)
         return;
+    admin_tls_free(a->tls);
     ev_timer_stop(a->b->loop, &a->timer);
     if (a->epfd >= 0)
         ev_del(a->b->loop, a->epfd);
     if (a->d)
         MHD_stop_daemon(a->d);
     free(a);
+}
+
+int admin_reload_tls(struct admin *a)
+{
+    return a && a->tls ? admin_tls_reload(a->tls) : 0;
+}
+
+/* --- fuzzing and tests --- */
+
+int admin_handle_for_test(struct broker *b, const char *method, const char *url,
+                          const char *authorization, const char *body, size_t len, int *status,
+                          char **out, size_t *out_len)
+{
+    struct admin a = {.b = b, .epfd = -1};
+    struct admin_body bd = {0};
+    struct admin_test t = {.authorization = authorization, .status = 0};
+    char path[4096];
+    const char *q = strchr(url, '?');
+    size_t pl = q ? (size_t)(q - url) : strlen(url);
+    int rc = -1;
+    *out = NULL;
+    *out_len = 0;
+    *status = 0;
+    if (pl >= sizeof path)
+        return -1; /* MHD refuses such a request line before any handler */
+    memcpy(path, url, pl);
+    path[pl] = 0;
+    t.query = q ? q + 1 : "";
+    struct areq r = {&a, NULL, method, path, &bd, &t};
+    body_append(&bd, body ? body : "", len);
+    enum MHD_Result res = bd.too_large ? reply_too_large(&r) : admin_dispatch(&r);
+    if (res == MHD_YES && t.out) {
+        *status = t.status;
+        *out = t.out;
+        *out_len = t.out_len;
+        t.out = NULL;
+        rc = 0;
+    }
+    free(t.out);
+    free(bd.p);
+    return rc;
 }

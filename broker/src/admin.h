@@ -12,5 +12,19 @@ struct admin;
 struct admin *admin_new(struct broker *b);
 /* Closes the listener and every open admin connection. NULL is a no-op. */
 void admin_free(struct admin *a);
+/* Re-reads the admin listener's TLS certificate and key (SIGHUP). Returns 0 or -1. */
+int admin_reload_tls(struct admin *a);
+
+#include <stddef.h>
+
+/* FUZZING AND TESTS ONLY (tests/fuzz/fuzz_admin_json.c): answers one request through
+ * the admin API's router and handlers without HTTP or a listener, as if it came on a
+ * connection without TLS. url is the escaped path with an optional "?query";
+ * authorization is the Authorization header (NULL: none); body is len bytes. Sets
+ * *status and *out (malloc'd, NUL-terminated, *out_len bytes; the caller frees it).
+ * Returns 0, or -1 when no response was produced. */
+int admin_handle_for_test(struct broker *b, const char *method, const char *url,
+                          const char *authorization, const char *body, size_t len, int *status,
+                          char **out, size_t *out_len);
 
 #endif

@@ -195,7 +195,9 @@ int32_t batch_offset_for_time(const uint8_t *p, size_t len, int64_t ts, int64_t 
         kc_reader body;
         kc_reader_init(&body, rec, (size_t)n);
         kc_i8(&body);
-        int64_t t = h.first_timestamp + kc_varlong(&body);
+        int64_t d = kc_varlong(&body), t;
+        if (__builtin_add_overflow(h.first_timestamp, d, &t)) /* the wire chose both */
+            t = d < 0 ? INT64_MIN : INT64_MAX;
         int32_t delta = kc_varint(&body);
         if (kc_ok(&body) && t >= ts) {
             *found_ts = t;

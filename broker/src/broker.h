@@ -23,6 +23,8 @@ struct sgroups;
 struct share_fetcher;
 struct datasets;
 struct tiered;
+struct acls;
+struct principals;
 
 struct broker {
     struct config cfg;
@@ -41,6 +43,9 @@ struct broker {
     struct share_fetcher *sfetcher;  /* parked ShareFetch requests (kapi_share.h) */
     struct datasets *datasets;       /* dataset topics and their block cache (dataset.h) */
     struct tiered *tiered;           /* storage.mode tiered: uploads, remote reads (tiered.h) */
+    struct acls *acls;               /* the ACLs (acl.h); enforced when authorize is set */
+    bool authorize;                  /* authorizer=acl */
+    struct principals *principals;   /* SASL users (principals.h) */
     char adv_host[256]; /* advertised host and port */
     int adv_port;
     bool ready;        /* serving: /readyz answers 200 */

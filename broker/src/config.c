@@ -73,6 +73,30 @@ static const struct setting settings[] = {
     I64("tiered.read.bytes", tiered_read_bytes, 4096, 1LL << 30),
     I64("tiered.check.interval.ms", tiered_check_ms, 10, 86400000),
     I64("tiered.cache.bytes", tiered_cache_bytes, 1 << 20, 1LL << 40),
+    S("listeners", listeners),
+    S("advertised.listeners", advertised_listeners),
+    S("listener.security.protocol.map", listener_protocol_map),
+    S("ssl.cert.file", ssl_cert_file),
+    S("ssl.key.file", ssl_key_file),
+    S("ssl.ca.file", ssl_ca_file),
+    S("ssl.client.auth", ssl_client_auth),
+    S("ssl.protocol.min", ssl_protocol_min),
+    S("ssl.principal", ssl_principal),
+    S("sasl.enabled.mechanisms", sasl_mechanisms),
+    I32("sasl.scram.iterations", sasl_scram_iterations, 4096, 1 << 20),
+    I64("sasl.max.receive.bytes", sasl_max_receive_bytes, 1024, 1 << 24),
+    I64("sasl.auth.timeout.ms", sasl_auth_timeout_ms, 100, 3600000),
+    I64("sasl.session.lifetime.ms", sasl_session_lifetime_ms, 0, 1LL << 40),
+    I32("connection.failed.authentication.delay.ms", failed_auth_delay_ms, 0, 60000),
+    I32("failed.authentications.per.ip.per.minute", failed_auth_per_ip, 1, 1 << 20),
+    S("authorizer", authorizer),
+    S("super.users", super_users),
+    S("admin.token", admin_token),
+    B("admin.ssl.enable", admin_ssl),
+    S("admin.ssl.client.auth", admin_ssl_client_auth),
+    I32("max.connections.per.ip", max_connections_per_ip, 0, 1 << 20),
+    I64("connections.max.idle.ms", connections_max_idle_ms, 100, 1LL << 40),
+    I64("request.read.timeout.ms", request_read_timeout_ms, 100, 1LL << 40),
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
@@ -116,6 +140,18 @@ void config_defaults(struct config *c)
     c->tiered_read_bytes = 1LL << 20;
     c->tiered_check_ms = 10000;
     c->tiered_cache_bytes = 64LL << 20;
+    snprintf(c->ssl_client_auth, sizeof c->ssl_client_auth, "none");
+    snprintf(c->ssl_protocol_min, sizeof c->ssl_protocol_min, "TLSv1.2");
+    snprintf(c->ssl_principal, sizeof c->ssl_principal, "cn");
+    snprintf(c->sasl_mechanisms, sizeof c->sasl_mechanisms, "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512");
+    c->sasl_scram_iterations = 4096;
+    c->sasl_max_receive_bytes = 65536;
+    c->sasl_auth_timeout_ms = 30000;
+    c->failed_auth_delay_ms = 100;
+    c->failed_auth_per_ip = 30;
+    snprintf(c->admin_ssl_client_auth, sizeof c->admin_ssl_client_auth, "none");
+    c->connections_max_idle_ms = 600000; /* Kafka's default */
+    c->request_read_timeout_ms = 60000;
 }
 
 static const struct setting *find(const char *key)

@@ -56,6 +56,31 @@ struct config {
     int64_t tiered_read_bytes;    /* a segment is read back in ranged GETs of about this */
     int64_t tiered_check_ms;      /* how often partitions are checked for uploads */
     int64_t tiered_cache_bytes;   /* memory for segment bytes read back */
+    /* listeners and security (conn.c, tls.c, kapi_sasl.c, acl.c) */
+    char listeners[1024];           /* NAME://host:port,...; empty: PLAINTEXT on kafka.listen */
+    char advertised_listeners[1024]; /* NAME://host:port,... */
+    char listener_protocol_map[512]; /* NAME:PROTOCOL,...; for names that are not protocols */
+    char ssl_cert_file[1024];
+    char ssl_key_file[1024];
+    char ssl_ca_file[1024];
+    char ssl_client_auth[16];       /* none | requested | required */
+    char ssl_protocol_min[16];      /* TLSv1.2 | TLSv1.3 */
+    char ssl_principal[8];          /* cn | dn: what of a client certificate names its user */
+    char sasl_mechanisms[128];      /* enabled: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 */
+    int32_t sasl_scram_iterations;
+    int64_t sasl_max_receive_bytes; /* frame limit before authentication */
+    int64_t sasl_auth_timeout_ms;   /* a connection must authenticate within this */
+    int64_t sasl_session_lifetime_ms; /* KIP-368: re-authenticate within this; 0: never */
+    int32_t failed_auth_delay_ms;   /* a failed authentication is answered after this */
+    int32_t failed_auth_per_ip;     /* failures per minute from one IP before refusing */
+    char authorizer[16];            /* "" | none | acl */
+    char super_users[1024];         /* User:a;User:b */
+    char admin_token[256];          /* bearer token for the admin API; empty: none */
+    bool admin_ssl;                 /* TLS on the admin listener, with the ssl.* files */
+    char admin_ssl_client_auth[16]; /* none | requested | required */
+    int32_t max_connections_per_ip; /* 0: no limit */
+    int64_t connections_max_idle_ms; /* an idle connection is closed after this */
+    int64_t request_read_timeout_ms; /* a frame must arrive whole within this */
 };
 
 /* Fills in the defaults. */

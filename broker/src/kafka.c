@@ -25,13 +25,18 @@ const struct kapi kapi_table[KAPI_MAX_KEY] = {
     [14] = {"SyncGroup", 0, 5, 4, kapi_sync_group},
     [15] = {"DescribeGroups", 0, 5, 5, kapi_describe_groups},
     [16] = {"ListGroups", 0, 4, 3, kapi_list_groups},
+    [17] = {"SaslHandshake", 0, 1, -1, kapi_sasl_handshake},
     [18] = {"ApiVersions", 0, 3, 3, kapi_api_versions},
     [19] = {"CreateTopics", 0, 7, 5, kapi_create_topics},
     [20] = {"DeleteTopics", 0, 6, 4, kapi_delete_topics},
     [21] = {"DeleteRecords", 0, 2, 2, kapi_delete_records},
     [22] = {"InitProducerId", 0, 4, 2, kapi_init_producer_id},
+    [29] = {"DescribeAcls", 0, 3, 2, kapi_describe_acls},
+    [30] = {"CreateAcls", 0, 3, 2, kapi_create_acls},
+    [31] = {"DeleteAcls", 0, 3, 2, kapi_delete_acls},
     [32] = {"DescribeConfigs", 0, 4, 4, kapi_describe_configs},
     [33] = {"AlterConfigs", 0, 2, 2, kapi_alter_configs},
+    [36] = {"SaslAuthenticate", 0, 2, 2, kapi_sasl_authenticate},
     [37] = {"CreatePartitions", 0, 3, 2, kapi_create_partitions},
     [42] = {"DeleteGroups", 0, 2, 2, kapi_delete_groups},
     [44] = {"IncrementalAlterConfigs", 0, 1, 1, kapi_incremental_alter_configs},
@@ -43,7 +48,7 @@ const struct kapi kapi_table[KAPI_MAX_KEY] = {
     [79] = {"ShareAcknowledge", 0, 1, 0, kapi_share_acknowledge},
 };
 
-enum { API_VERSIONS_KEY = 18 };
+enum { API_VERSIONS_KEY = 18, SASL_HANDSHAKE_KEY = 17, SASL_AUTHENTICATE_KEY = 36 };
 
 void kafka_write_response_header(const struct kreq *req, kc_writer *w)
 {
@@ -111,6 +116,11 @@ int kafka_handle(struct broker *b, struct conn *c, struct kslot *slot, uint8_t *
         req.api_key >= 0 && req.api_key < KAPI_MAX_KEY ? &kapi_table[req.api_key] : NULL;
     if (!api || !api->fn) {
         log_bad(c, &req, "unknown api key");
+        return KAPI_EPARSE;
+    }
+    if (c->auth_pending && req.api_key != API_VERSIONS_KEY &&
+        req.api_key != SASL_HANDSHAKE_KEY && req.api_key != SASL_AUTHENTICATE_KEY) {
+        log_bad(c, &req, "request before SASL authentication");
         return KAPI_EPARSE;
     }
     kc_writer *w = &slot->w;

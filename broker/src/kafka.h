@@ -61,6 +61,8 @@ kapi_fn kapi_find_coordinator, kapi_join_group, kapi_sync_group, kapi_heartbeat,
     kapi_leave_group;
 kapi_fn kapi_offset_commit, kapi_offset_fetch, kapi_describe_groups, kapi_list_groups,
     kapi_delete_groups, kapi_offset_delete;
+kapi_fn kapi_sasl_handshake, kapi_sasl_authenticate;
+kapi_fn kapi_describe_acls, kapi_create_acls, kapi_delete_acls;
 kapi_fn kapi_share_group_heartbeat, kapi_share_group_describe, kapi_share_fetch,
     kapi_share_acknowledge;
 

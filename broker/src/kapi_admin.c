@@ -6,6 +6,8 @@
  * and writes its result. Nothing is allocated from a count the client declared, except
  * small arrays whose size is capped first (ADM_MAX_ENTRIES, ADM_MAX_CFGS). */
 
+#include "acl.h"
+#include "auth.h"
 #include "broker.h"
 #include "kafka.h"
 #include "kapi_share.h"
@@ -78,6 +80,28 @@ static kc_str adm_string(kc_reader *r, bool flex)
 
 /* Turns a module's return value into a Kafka error code: negative values that are not
  * Kafka codes become UNKNOWN_SERVER_ERROR. */
+/* Whether the principal may perform op on a config resource (RES_*), and the error
+ * to answer when not. */
+static int16_t adm_res_auth(struct kreq *req, int8_t type, kc_str name, int8_t op)
+{
+    size_t len = name.len > 0 ? (size_t)name.len : 0;
+    switch (type) {
+    case RES_TOPIC:
+        return auth_allowed(req, ACL_RES_TOPIC, name.p, len, op) ? KERR_NONE
+                                                                  : KERR_TOPIC_AUTHORIZATION_FAILED;
+    case RES_GROUP:
+        return auth_allowed(req, ACL_RES_GROUP, name.p, len, op) ? KERR_NONE
+                                                                  : KERR_GROUP_AUTHORIZATION_FAILED;
+    case RES_BROKER:
+        return auth_allowed(req, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, sizeof ACL_CLUSTER_NAME - 1,
+                            op)
+                   ? KERR_NONE
+                   : KERR_CLUSTER_AUTHORIZATION_FAILED;
+    default:
+        return KERR_NONE;
+    }
+}
+
 static int16_t adm_kerr(int rc)
 {
     return rc < 0 ? (int16_t)KERR_UNKNOWN_SERVER : (int16_t)rc;
@@ -585,6 +609,11 @@ static void ct_handle(struct kreq *req, const struct ct_req *q, const struct ct_
     int32_t parts = 0;
     int16_t err = ct_check(req->b, q, t, dup, &parts, msg, sizeof msg);
 
+    if (err == KERR_NONE &&
+        !auth_visible(req, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, sizeof ACL_CLUSTER_NAME - 1,
+                      ACL_OP_CREATE) &&
+        !auth_allowed(req, ACL_RES_TOPIC, t->name.p, (size_t)t->name.len, ACL_OP_CREATE))
+        err = adm_fail(KERR_TOPIC_AUTHORIZATION_FAILED, msg, sizeof msg, "Authorization failed.");
     if (err == KERR_NONE)
         err = adm_kerr(topic_create(req->b->topics, t->name.p, (size_t)t->name.len, parts, q->cfg,
                                     t->ncfg, q->validate_only, &tp, msg, sizeof msg));
@@ -677,7 +706,12 @@ static int16_t dt_delete(struct kreq *req, int32_t n, const struct dt_topic *t,
     if (!by_id && memcmp(t->id, zero_uuid, 16) != 0)
         return adm_fail(KERR_INVALID_REQUEST, msg, len,
                         "You may not specify both topic name and topic id.");
+    if (!by_id && !auth_allowed(req, ACL_RES_TOPIC, t->name.p, (size_t)t->name.len,
+                                ACL_OP_DELETE))
+        return adm_fail(KERR_TOPIC_AUTHORIZATION_FAILED, msg, len, "Authorization failed.");
     tp = by_id ? topic_find_id(ts, t->id) : topic_find(ts, t->name.p, (size_t)t->name.len);
+    if (tp && by_id && !auth_allowed(req, ACL_RES_TOPIC, tp->name, strlen(tp->name), ACL_OP_DELETE))
+        return adm_fail(KERR_TOPIC_AUTHORIZATION_FAILED, msg, len, "Authorization failed.");
     if (!tp && by_id)
         return adm_fail(KERR_UNKNOWN_TOPIC_ID, msg, len,
                         "This server does not host this topic ID.");
@@ -796,6 +830,8 @@ static int16_t cp_apply(struct kreq *req, int32_t n, const struct cp_topic *t, u
                         ADM_MAX_ENTRIES);
     if (dup)
         return adm_fail(KERR_INVALID_REQUEST, msg, len, "Duplicate topic in request.");
+    if (!auth_allowed(req, ACL_RES_TOPIC, t->name.p, (size_t)t->name.len, ACL_OP_ALTER))
+        return adm_fail(KERR_TOPIC_AUTHORIZATION_FAILED, msg, len, "Authorization failed.");
     tp = topic_find(req->b->topics, t->name.p, (size_t)t->name.len);
     if (!tp)
         return adm_fail(KERR_UNKNOWN_TOPIC_OR_PARTITION, msg, len,
@@ -885,8 +921,8 @@ static int32_t dr_scan(struct kreq *req)
 }
 
 /* Moves one partition's log start. Sets *low to the new LowWatermark. */
-static int16_t dr_partition(struct kreq *req, int32_t n, struct topic *tp, int32_t index,
-                            int64_t offset, int64_t *low)
+static int16_t dr_partition(struct kreq *req, int32_t n, struct topic *tp, bool denied,
+                            int32_t index, int64_t offset, int64_t *low)
 {
     struct partition *p;
     int16_t err;
@@ -894,6 +930,8 @@ static int16_t dr_partition(struct kreq *req, int32_t n, struct topic *tp, int32
     *low = -1;
     if (n > ADM_MAX_ENTRIES)
         return KERR_INVALID_REQUEST;
+    if (denied)
+        return KERR_TOPIC_AUTHORIZATION_FAILED;
     p = tp ? topic_partition(req->b->topics, tp, index) : NULL;
     if (!p)
         return KERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -910,7 +948,9 @@ static void dr_topic(struct kreq *req, int32_t n, kc_writer *w)
     kc_reader *r = &req->r;
     bool flex = req->flexible;
     kc_str name = adm_string(r, flex);
-    struct topic *tp = topic_find(req->b->topics, name.p, (size_t)name.len);
+    bool denied = !auth_allowed(req, ACL_RES_TOPIC, name.p, name.len > 0 ? (size_t)name.len : 0,
+                                ACL_OP_DELETE);
+    struct topic *tp = denied ? NULL : topic_find(req->b->topics, name.p, (size_t)name.len);
     int32_t j, np = adm_array(r, flex, 12);
 
     adm_w_str(w, flex, name); /* Name */
@@ -918,7 +958,7 @@ static void dr_topic(struct kreq *req, int32_t n, kc_writer *w)
     for (j = 0; j < np; j++) {
         int32_t index = kc_i32(r);
         int64_t offset = kc_i64(r), low;
-        int16_t err = dr_partition(req, n, tp, index, offset, &low);
+        int16_t err = dr_partition(req, n, tp, denied, index, offset, &low);
 
         kc_skip_tags(r, flex);
         kc_w_i32(w, index); /* PartitionIndex */
@@ -1000,6 +1040,9 @@ static int16_t dc_check(struct kreq *req, int32_t n, const struct dc_res *res, s
         return adm_fail(KERR_INVALID_REQUEST, msg, len,
                         "at most %d resources and %d keys per request", ADM_MAX_ENTRIES,
                         ADM_MAX_CFGS);
+    int16_t aerr = adm_res_auth(req, res->type, res->name, ACL_OP_DESCRIBE_CONFIGS);
+    if (aerr)
+        return adm_fail(aerr, msg, len, "Authorization failed.");
     if (res->type == RES_BROKER) {
         if (!adm_is_this_broker(req->b, res->name))
             return adm_fail(KERR_INVALID_REQUEST, msg, len,
@@ -1167,6 +1210,9 @@ static int16_t ac_apply(struct kreq *req, int32_t n, struct ac_res *res,
     if (n > ADM_MAX_ENTRIES)
         return adm_fail(KERR_INVALID_REQUEST, res->msg, sizeof res->msg,
                         "at most %d resources per request", ADM_MAX_ENTRIES);
+    int16_t aerr = adm_res_auth(req, res->type, res->name, ACL_OP_ALTER_CONFIGS);
+    if (aerr)
+        return adm_fail(aerr, res->msg, sizeof res->msg, "Authorization failed.");
     if (res->type == RES_BROKER)
         return adm_fail(KERR_INVALID_REQUEST, res->msg, sizeof res->msg,
                         "Broker configs are static in this broker; set them in its config "

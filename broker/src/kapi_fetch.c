@@ -2,6 +2,8 @@
  * when it has to wait, the request bytes are kept, the fetch is hooked onto each of its
  * partitions, and an append (or the timer) runs it again. Re-reading keeps no pointers
  * into topics that could be deleted while it waits. */
+#include "acl.h"
+#include "auth.h"
 #include "broker.h"
 #include "conn.h"
 #include "ev.h"
@@ -221,8 +223,40 @@ static void fetch_partition(struct kreq *req, kc_writer *w, struct topic *t, str
         hook_partition(x->collect, p);
 }
 
-/* Resolves the topic (by id from v13, else by name), or a shared view into *sv. */
+static struct topic *fetch_resolve(struct kreq *req, kc_writer *w, int16_t *terr,
+                                   struct sview **sv);
+
+/* Whether the principal may read what was resolved: the topic, or the view (whose
+ * source topic it must be allowed to read too). */
+static bool fetch_allowed(struct kreq *req, const struct topic *t, const struct sview *sv,
+                          kc_str name)
+{
+    if (t)
+        return auth_allowed(req, ACL_RES_TOPIC, t->name, strlen(t->name), ACL_OP_READ);
+    if (sv) {
+        const char *vn = share_view_name(sv);
+        return auth_topic_read(req, vn, strlen(vn));
+    }
+    return name.len < 0 ||
+           auth_allowed(req, ACL_RES_TOPIC, name.p, (size_t)name.len, ACL_OP_READ);
+}
+
+/* Resolves the topic (by id from v13, else by name), or a shared view into *sv; one
+ * the principal may not read resolves to nothing with TOPIC_AUTHORIZATION_FAILED. */
 static struct topic *fetch_topic(struct kreq *req, kc_writer *w, int16_t *terr, struct sview **sv)
+{
+    static const kc_str by_id = {NULL, -1};
+    struct topic *t = fetch_resolve(req, w, terr, sv);
+    if (!*terr && !fetch_allowed(req, t, *sv, by_id)) {
+        *terr = KERR_TOPIC_AUTHORIZATION_FAILED;
+        *sv = NULL;
+        t = NULL;
+    }
+    return t;
+}
+
+static struct topic *fetch_resolve(struct kreq *req, kc_writer *w, int16_t *terr,
+                                   struct sview **sv)
 {
     uint8_t id[16];
     struct topic *t;
@@ -237,10 +271,14 @@ static struct topic *fetch_topic(struct kreq *req, kc_writer *w, int16_t *terr, 
         return t;
     }
     kc_str name = kc_string(&req->r, req->flexible);
+    kc_w_string(w, req->flexible, name.p, name.len < 0 ? 0 : name.len);
+    if (!fetch_allowed(req, NULL, NULL, name)) { /* whether or not it exists */
+        *terr = KERR_TOPIC_AUTHORIZATION_FAILED;
+        return NULL;
+    }
     t = name.len >= 0 ? topic_find(req->b->topics, name.p, (size_t)name.len) : NULL;
     if (!t && name.len > 0)
         *sv = share_view_find(req->b, name.p, (size_t)name.len);
-    kc_w_string(w, req->flexible, name.p, name.len < 0 ? 0 : name.len);
     *terr = t || *sv ? KERR_NONE : KERR_UNKNOWN_TOPIC_OR_PARTITION;
     return t;
 }
@@ -474,7 +512,7 @@ static int16_t list_offset(struct kreq *req, struct topic *t, struct sview *sv, 
 }
 
 static void list_offsets_partition(struct kreq *req, kc_writer *w, struct topic *t,
-                                   struct sview *sv)
+                                   struct sview *sv, bool denied)
 {
     kc_reader *r = &req->r;
     int16_t v = req->api_version;
@@ -486,7 +524,9 @@ static void list_offsets_partition(struct kreq *req, kc_writer *w, struct topic 
         kc_i32(r); /* max_num_offsets */
     kc_skip_tags(r, req->flexible);
     int64_t offset = -1, found_ts = -1;
-    int16_t err = kc_ok(r) ? list_offset(req, t, sv, idx, ts, &offset, &found_ts) : 0;
+    int16_t err = !kc_ok(r) ? 0
+                  : denied  ? KERR_TOPIC_AUTHORIZATION_FAILED
+                            : list_offset(req, t, sv, idx, ts, &offset, &found_ts);
     kc_w_i32(w, idx);
     kc_w_i16(w, err);
     if (v == 0) {
@@ -522,12 +562,15 @@ int kapi_list_offsets(struct kreq *req, kc_writer *w)
         int32_t np = kc_array(r, fx, 12);
         if (!kc_ok(r) || name.len < 0 || np < 0)
             return KAPI_EPARSE;
-        struct topic *t = topic_find(req->b->topics, name.p, (size_t)name.len);
-        struct sview *sv = t ? NULL : share_view_find(req->b, name.p, (size_t)name.len);
+        bool denied = !auth_allowed(req, ACL_RES_TOPIC, name.p, (size_t)name.len,
+                                    ACL_OP_DESCRIBE);
+        struct topic *t = denied ? NULL : topic_find(req->b->topics, name.p, (size_t)name.len);
+        struct sview *sv =
+            t || denied ? NULL : share_view_find(req->b, name.p, (size_t)name.len);
         kc_w_string(w, fx, name.p, name.len);
         kc_w_array(w, fx, np);
         for (int32_t j = 0; j < np && kc_ok(r); j++)
-            list_offsets_partition(req, w, t, sv);
+            list_offsets_partition(req, w, t, sv, denied);
         kc_skip_tags(r, fx);
         kc_w_tags(w, fx);
     }

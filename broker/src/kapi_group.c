@@ -2,7 +2,14 @@
  * SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups,
  * ListGroups, DeleteGroups and OffsetDelete. The state machine is group.c; this file
  * parses requests, writes responses and parks JoinGroup/SyncGroup slots until the group
- * answers them. An OffsetCommit is answered only after its write is fsynced. */
+ * answers them. An OffsetCommit is answered only after its write is fsynced.
+ *
+ * Authorization follows Kafka's KafkaApis: READ on the group to join, sync, heartbeat,
+ * leave and commit; DESCRIBE on it to fetch offsets, describe or list it; DELETE to
+ * delete it or its offsets. Topics need READ to commit or delete offsets and DESCRIBE to
+ * fetch them. A refusal is an error code in the API's usual response shape. */
+#include "acl.h"
+#include "auth.h"
 #include "broker.h"
 #include "conn.h"
 #include "group.h"
@@ -138,6 +145,13 @@ static void peer_host(const struct conn *c, char *out, size_t cap)
         *colon = 0;
 }
 
+/* Whether req's principal may perform op on group id (a nullable wire string). */
+static bool group_allowed(struct kreq *req, kc_str id, int8_t op)
+{
+    return auth_allowed(req, ACL_RES_GROUP, id.p ? id.p : "", id.len > 0 ? (size_t)id.len : 0,
+                        op);
+}
+
 /* ---- FindCoordinator ---- */
 
 /* Groups and share groups are coordinated here; transactions are not offered. */
@@ -148,33 +162,51 @@ static int16_t coordinator_error(int8_t key_type)
     return key_type == KEY_TXN ? GERR_COORDINATOR_NOT_AVAILABLE : KERR_INVALID_REQUEST;
 }
 
+/* The error for one coordinator key: its type, then whether the principal may see
+ * the group. */
+static int16_t coordinator_key_error(struct kreq *req, int8_t key_type, kc_str key)
+{
+    int16_t err = coordinator_error(key_type);
+    if (!err && !group_allowed(req, key, ACL_OP_DESCRIBE))
+        err = KERR_GROUP_AUTHORIZATION_FAILED;
+    return err;
+}
+
+static const char *coordinator_message(int16_t err)
+{
+    return err == GERR_COORDINATOR_NOT_AVAILABLE     ? "transactions are not offered"
+           : err == KERR_GROUP_AUTHORIZATION_FAILED ? "not authorized to describe the group"
+           : err                                    ? "unknown key type"
+                                                    : NULL;
+}
+
 int kapi_find_coordinator(struct kreq *req, kc_writer *w)
 {
     kc_reader *r = &req->r;
     int16_t v = req->api_version;
     bool fx = req->flexible;
     const struct broker *b = req->b;
+    const char *host;
+    int32_t port;
+    conn_advertised(req->conn, &host, &port);
     int8_t key_type = KEY_GROUP;
     int16_t err;
     if (v < 4) {
-        kc_string(r, fx); /* key */
+        kc_str key = kc_string(r, fx);
         if (v >= 1)
             key_type = kc_i8(r);
         kc_skip_tags(r, fx);
         if (!kc_ok(r))
             return KAPI_EPARSE;
-        err = coordinator_error(key_type);
+        err = coordinator_key_error(req, key_type, key);
         if (v >= 1)
             kc_w_i32(w, 0); /* throttle_time_ms */
         kc_w_i16(w, err);
         if (v >= 1)
-            kc_w_cstr(w, fx,
-                      err == GERR_COORDINATOR_NOT_AVAILABLE ? "transactions are not offered"
-                      : err                                 ? "unknown key type"
-                                                            : NULL);
+            kc_w_cstr(w, fx, coordinator_message(err));
         kc_w_i32(w, err ? -1 : b->cfg.node_id);
-        kc_w_cstr(w, fx, err ? "" : b->adv_host);
-        kc_w_i32(w, err ? -1 : b->adv_port);
+        kc_w_cstr(w, fx, err ? "" : host);
+        kc_w_i32(w, err ? -1 : port);
         kc_w_tags(w, fx);
         return KAPI_DONE;
     }
@@ -182,20 +214,17 @@ int kapi_find_coordinator(struct kreq *req, kc_writer *w)
     int32_t n = kc_array(r, fx, 1);
     if (!kc_ok(r) || n < 0)
         return KAPI_EPARSE;
-    err = coordinator_error(key_type);
     kc_w_i32(w, 0); /* throttle_time_ms */
     kc_w_array(w, fx, n);
     for (int32_t i = 0; i < n && kc_ok(r); i++) {
         kc_str key = kc_string(r, fx);
+        err = coordinator_key_error(req, key_type, key);
         kc_w_string(w, fx, key.p ? key.p : "", key.len > 0 ? key.len : 0);
         kc_w_i32(w, err ? -1 : b->cfg.node_id);
-        kc_w_cstr(w, fx, err ? "" : b->adv_host);
-        kc_w_i32(w, err ? -1 : b->adv_port);
+        kc_w_cstr(w, fx, err ? "" : host);
+        kc_w_i32(w, err ? -1 : port);
         kc_w_i16(w, err);
-        kc_w_cstr(w, fx,
-                  err == GERR_COORDINATOR_NOT_AVAILABLE ? "transactions are not offered"
-                  : err                                 ? "unknown key type"
-                                                        : NULL);
+        kc_w_cstr(w, fx, coordinator_message(err));
         kc_w_tags(w, fx);
     }
     kc_skip_tags(r, fx);
@@ -247,6 +276,8 @@ int kapi_join_group(struct kreq *req, kc_writer *w)
     kc_skip_tags(r, fx);
     if (!kc_ok(r))
         return KAPI_EPARSE;
+    if (!group_allowed(req, rq.group_id, ACL_OP_READ))
+        return join_refuse(req, KERR_GROUP_AUTHORIZATION_FAILED);
     char host[64];
     peer_host(req->conn, host, sizeof host);
     rq.client_host = host;
@@ -301,6 +332,11 @@ int kapi_sync_group(struct kreq *req, kc_writer *w)
         free(gw);
         return KAPI_EPARSE;
     }
+    if (!group_allowed(req, rq.group_id, ACL_OP_READ)) {
+        free(as);
+        on_sync_done(gw, KERR_GROUP_AUTHORIZATION_FAILED, NULL, NULL, 0);
+        return waiter_settle(req, gw);
+    }
     rq.assign = as;
     rq.nassign = n > 0 ? n : 0;
     group_sync(req->b->groups, &rq, gw);
@@ -321,7 +357,9 @@ int kapi_heartbeat(struct kreq *req, kc_writer *w)
     kc_skip_tags(r, fx);
     if (!kc_ok(r) || group.len < 0 || member.len < 0)
         return KAPI_EPARSE;
-    int16_t err = group_heartbeat(req->b->groups, group, gen, member, instance);
+    int16_t err = group_allowed(req, group, ACL_OP_READ)
+                      ? group_heartbeat(req->b->groups, group, gen, member, instance)
+                      : KERR_GROUP_AUTHORIZATION_FAILED;
     if (req->api_version >= 1)
         kc_w_i32(w, 0); /* throttle_time_ms */
     kc_w_i16(w, err);
@@ -343,15 +381,20 @@ int kapi_leave_group(struct kreq *req, kc_writer *w)
         kc_skip_tags(r, fx);
         if (!kc_ok(r) || group.len < 0 || member.len < 0)
             return KAPI_EPARSE;
-        kc_w_i16(w, group_leave(req->b->groups, group, member, none));
+        kc_w_i16(w, group_allowed(req, group, ACL_OP_READ)
+                        ? group_leave(req->b->groups, group, member, none)
+                        : KERR_GROUP_AUTHORIZATION_FAILED);
         kc_w_tags(w, fx);
         return KAPI_DONE;
     }
     int32_t n = kc_array(r, fx, fx ? 3 : 4);
     if (!kc_ok(r) || group.len < 0 || n < 0)
         return KAPI_EPARSE;
-    kc_w_i16(w, group.len == 0 ? GERR_INVALID_GROUP_ID : KERR_NONE);
-    kc_w_array(w, fx, n);
+    bool denied = !group_allowed(req, group, ACL_OP_READ); /* then no members[] answer */
+    kc_w_i16(w, denied ? KERR_GROUP_AUTHORIZATION_FAILED
+                : group.len == 0 ? GERR_INVALID_GROUP_ID
+                                 : KERR_NONE);
+    kc_w_array(w, fx, denied ? 0 : n);
     for (int32_t i = 0; i < n && kc_ok(r); i++) {
         kc_str member = kc_string(r, fx);
         kc_str instance = kc_string(r, fx);
@@ -360,6 +403,8 @@ int kapi_leave_group(struct kreq *req, kc_writer *w)
         kc_skip_tags(r, fx);
         if (!kc_ok(r) || member.len < 0)
             return KAPI_EPARSE;
+        if (denied)
+            continue;
         int16_t err = group_leave(req->b->groups, group, member, instance);
         kc_w_string(w, fx, member.p, member.len);
         kc_w_string(w, fx, instance.p, instance.len);
@@ -401,14 +446,26 @@ static void read_cpart(struct kreq *req, struct cpart *p)
     kc_skip_tags(r, req->flexible);
 }
 
-/* Reads the topics once: pass 0 stages the partitions, pass 1 applies them and writes
- * the response. Returns 0 or -1 for a malformed request. */
-static int commit_pass(struct kreq *req, kc_writer *w, struct gcommit *c, int16_t gerr, int pass)
+/* An OffsetCommit in progress. gerr answers every partition: the group is not
+ * authorized, or the member may not commit. topic_ok says, per topics[] entry, whether
+ * the topic may be read (decided once, in pass 0; always true when gerr is set). */
+struct commit_ctx {
+    struct gcommit *c;
+    int16_t gerr;
+    bool *topic_ok;
+};
+
+/* Reads the topics once: pass 0 checks the topics and stages the partitions, pass 1
+ * applies them and writes the response. Returns 0 or -1 for a malformed request. */
+static int commit_pass(struct kreq *req, kc_writer *w, struct commit_ctx *cc, int pass)
 {
     kc_reader *r = &req->r;
     bool fx = req->flexible;
     int32_t nt = kc_array(r, fx, fx ? 2 : 6);
     if (!kc_ok(r) || nt < 0)
+        return -1;
+    /* nt is bounded by the bytes that remain */
+    if (!pass && nt > 0 && !(cc->topic_ok = calloc((size_t)nt, sizeof *cc->topic_ok)))
         return -1;
     if (pass)
         kc_w_array(w, fx, nt);
@@ -417,6 +474,8 @@ static int commit_pass(struct kreq *req, kc_writer *w, struct gcommit *c, int16_
         int32_t np = kc_array(r, fx, cpart_min_size(req->api_version, fx));
         if (!kc_ok(r) || topic.len < 0 || np < 0)
             return -1;
+        if (!pass)
+            cc->topic_ok[i] = cc->gerr || auth_topic_read(req, topic.p, (size_t)topic.len);
         if (pass) {
             kc_w_string(w, fx, topic.p, topic.len);
             kc_w_array(w, fx, np);
@@ -426,11 +485,12 @@ static int commit_pass(struct kreq *req, kc_writer *w, struct gcommit *c, int16_
             read_cpart(req, &p);
             if (!kc_ok(r))
                 return -1;
-            int16_t err = gerr;
+            int16_t err = cc->topic_ok[i] ? cc->gerr : KERR_TOPIC_AUTHORIZATION_FAILED;
             if (!err && !pass)
-                group_commit_stage(c, topic, p.partition, p.offset, p.epoch, p.metadata);
+                group_commit_stage(cc->c, topic, p.partition, p.offset, p.epoch, p.metadata);
             if (!err && pass)
-                err = group_commit_apply(c, topic, p.partition, p.offset, p.epoch, p.metadata);
+                err = group_commit_apply(cc->c, topic, p.partition, p.offset, p.epoch,
+                                         p.metadata);
             if (pass) {
                 kc_w_i32(w, p.partition);
                 kc_w_i16(w, err);
@@ -459,40 +519,41 @@ int kapi_offset_commit(struct kreq *req, kc_writer *w)
         return KAPI_EPARSE;
     struct groups *gs = req->b->groups;
     struct group *g = NULL;
-    int16_t gerr = group_commit_check(gs, group, gen, member, instance, &g);
-    struct gcommit *c = NULL;
-    if (!gerr && !(c = group_commit_begin(gs, g)))
-        gerr = GERR_COORDINATOR_NOT_AVAILABLE;
+    struct commit_ctx cc = {0};
+    if (!group_allowed(req, group, ACL_OP_READ))
+        cc.gerr = KERR_GROUP_AUTHORIZATION_FAILED; /* before the group is looked up or made */
+    else
+        cc.gerr = group_commit_check(gs, group, gen, member, instance, &g);
+    if (!cc.gerr && !(cc.c = group_commit_begin(gs, g)))
+        cc.gerr = GERR_COORDINATOR_NOT_AVAILABLE;
     size_t topics_at = r->off;
-    int written = 0;
+    int written = 0, rc = KAPI_EPARSE;
     /* the whole request is read before anything is written */
-    if (commit_pass(req, w, c, gerr, 0) < 0)
-        goto bad;
+    if (commit_pass(req, w, &cc, 0) < 0)
+        goto out;
     kc_skip_tags(r, fx);
     if (!kc_ok(r))
-        goto bad;
-    if (!gerr)
-        written = group_commit_write(c);
+        goto out;
+    if (!cc.gerr)
+        written = group_commit_write(cc.c);
     r->off = topics_at;
     if (v >= 3)
         kc_w_i32(w, 0); /* throttle_time_ms */
-    if (commit_pass(req, w, c, gerr, 1) < 0)
-        goto bad;
+    if (commit_pass(req, w, &cc, 1) < 0)
+        goto out;
     kc_skip_tags(r, fx);
     kc_w_tags(w, fx);
-    group_commit_end(c);
-    if (g && written <= 0)
-        group_drop_if_unused(gs, g); /* a simple consumer's group that got nothing */
+    rc = KAPI_DONE;
     if (written > 0) {
         syncer_wait(req->b->syncer, req->slot); /* answered once it is on disk */
-        return KAPI_DEFER;
+        rc = KAPI_DEFER;
     }
-    return KAPI_DONE;
-bad:
-    group_commit_end(c);
-    if (g)
-        group_drop_if_unused(gs, g);
-    return KAPI_EPARSE;
+out:
+    group_commit_end(cc.c);
+    free(cc.topic_ok);
+    if (g && written <= 0)
+        group_drop_if_unused(gs, g); /* a simple consumer's group that got nothing */
+    return rc;
 }
 
 /* ---- OffsetFetch ---- */
@@ -509,11 +570,37 @@ static void write_fetch_partition(kc_writer *w, int16_t v, bool fx, int32_t part
     kc_w_tags(w, fx);
 }
 
-/* Every offset of g, grouped by topic. */
-static void write_fetch_all(kc_writer *w, int16_t v, bool fx, const struct group *g)
+static bool topic_describable(struct kreq *req, const char *name, size_t len)
 {
+    return auth_allowed(req, ACL_RES_TOPIC, name, len, ACL_OP_DESCRIBE);
+}
+
+/* Drops from the sorted offsets all[0..n) the topics req may not describe, checking each
+ * topic once. Returns how many are left. */
+static size_t keep_describable(struct kreq *req, const struct goff **all, size_t n)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && !strcmp(all[j]->topic, all[i]->topic))
+            j++;
+        if (topic_describable(req, all[i]->topic, strlen(all[i]->topic)))
+            for (size_t k = i; k < j; k++)
+                all[kept++] = all[k];
+        i = j;
+    }
+    return kept;
+}
+
+/* Every offset of g, grouped by topic: of the topics req may describe (Kafka leaves the
+ * others out without an error). */
+static void write_fetch_all(struct kreq *req, kc_writer *w, const struct group *g)
+{
+    int16_t v = req->api_version;
+    bool fx = req->flexible;
     size_t n = 0;
     const struct goff **all = g ? group_offsets_sorted(g, &n) : NULL;
+    n = keep_describable(req, all, n);
     int32_t nt = 0;
     for (size_t i = 0; i < n; i++)
         nt += i == 0 || strcmp(all[i]->topic, all[i - 1]->topic) != 0;
@@ -532,8 +619,11 @@ static void write_fetch_all(kc_writer *w, int16_t v, bool fx, const struct group
     free(all);
 }
 
-/* Reads one group's topics (null: all) and writes its topics[] answer. */
-static int fetch_group_topics(struct kreq *req, kc_writer *w, const struct group *g)
+/* Reads one group's topics (null: all) and writes its topics[] answer. A group req may
+ * not describe (denied) gets no topics, only its group-level error; v0-1 have no such
+ * field, so there each partition carries it. A named topic req may not describe answers
+ * TOPIC_AUTHORIZATION_FAILED for each partition. */
+static int fetch_group_topics(struct kreq *req, kc_writer *w, const struct group *g, bool denied)
 {
     kc_reader *r = &req->r;
     int16_t v = req->api_version;
@@ -542,26 +632,39 @@ static int fetch_group_topics(struct kreq *req, kc_writer *w, const struct group
     if (!kc_ok(r))
         return -1;
     if (nt < 0) {
-        write_fetch_all(w, v, fx, g);
+        if (denied)
+            kc_w_array(w, fx, 0);
+        else
+            write_fetch_all(req, w, g);
         return 0;
     }
-    kc_w_array(w, fx, nt);
+    bool echo = !denied || v < 2;
+    kc_w_array(w, fx, echo ? nt : 0);
     for (int32_t i = 0; i < nt && kc_ok(r); i++) {
         kc_str topic = kc_string(r, fx);
         int32_t np = kc_array(r, fx, 4);
         if (!kc_ok(r) || topic.len < 0 || np < 0)
             return -1;
-        kc_w_string(w, fx, topic.p, topic.len);
-        kc_w_array(w, fx, np);
+        int16_t err = denied ? KERR_GROUP_AUTHORIZATION_FAILED
+                      : topic_describable(req, topic.p, (size_t)topic.len)
+                          ? KERR_NONE
+                          : KERR_TOPIC_AUTHORIZATION_FAILED;
+        if (echo) {
+            kc_w_string(w, fx, topic.p, topic.len);
+            kc_w_array(w, fx, np);
+        }
         for (int32_t j = 0; j < np && kc_ok(r); j++) {
             int32_t part = kc_i32(r);
-            const struct goff *o = g && topic.len <= TOPIC_NAME_MAX
+            if (!echo)
+                continue;
+            const struct goff *o = g && !err && topic.len <= TOPIC_NAME_MAX
                                        ? group_offset(g, topic.p, (size_t)topic.len, part)
                                        : NULL;
-            write_fetch_partition(w, v, fx, part, o, 0);
+            write_fetch_partition(w, v, fx, part, o, err);
         }
         kc_skip_tags(r, fx);
-        kc_w_tags(w, fx);
+        if (echo)
+            kc_w_tags(w, fx);
     }
     return kc_ok(r) ? 0 : -1;
 }
@@ -569,6 +672,14 @@ static int fetch_group_topics(struct kreq *req, kc_writer *w, const struct group
 static struct group *find_group(struct kreq *req, kc_str id)
 {
     return id.len > 0 ? group_find(req->b->groups, id.p, (size_t)id.len) : NULL;
+}
+
+/* The group-level error of an OffsetFetch. */
+static int16_t offset_fetch_error(kc_str group, bool denied)
+{
+    return denied ? KERR_GROUP_AUTHORIZATION_FAILED
+           : group.len ? KERR_NONE
+                       : GERR_INVALID_GROUP_ID;
 }
 
 int kapi_offset_fetch(struct kreq *req, kc_writer *w)
@@ -580,12 +691,15 @@ int kapi_offset_fetch(struct kreq *req, kc_writer *w)
         kc_w_i32(w, 0); /* throttle_time_ms */
     if (v < 8) {
         kc_str group = kc_string(r, fx);
-        if (!kc_ok(r) || group.len < 0 || fetch_group_topics(req, w, find_group(req, group)) < 0)
+        if (!kc_ok(r) || group.len < 0)
+            return KAPI_EPARSE;
+        bool denied = !group_allowed(req, group, ACL_OP_DESCRIBE);
+        if (fetch_group_topics(req, w, denied ? NULL : find_group(req, group), denied) < 0)
             return KAPI_EPARSE;
         if (v >= 7)
             kc_bool(r); /* require_stable: no transactions, every offset is stable */
         if (v >= 2)
-            kc_w_i16(w, group.len ? KERR_NONE : GERR_INVALID_GROUP_ID);
+            kc_w_i16(w, offset_fetch_error(group, denied));
         kc_skip_tags(r, fx);
         kc_w_tags(w, fx);
         return kc_ok(r) ? KAPI_DONE : KAPI_EPARSE;
@@ -599,10 +713,11 @@ int kapi_offset_fetch(struct kreq *req, kc_writer *w)
         if (!kc_ok(r) || group.len < 0)
             return KAPI_EPARSE;
         kc_w_string(w, fx, group.p, group.len);
-        if (fetch_group_topics(req, w, find_group(req, group)) < 0)
+        bool denied = !group_allowed(req, group, ACL_OP_DESCRIBE);
+        if (fetch_group_topics(req, w, denied ? NULL : find_group(req, group), denied) < 0)
             return KAPI_EPARSE;
         kc_skip_tags(r, fx);
-        kc_w_i16(w, group.len ? KERR_NONE : GERR_INVALID_GROUP_ID);
+        kc_w_i16(w, offset_fetch_error(group, denied));
         kc_w_tags(w, fx);
     }
     kc_bool(r); /* require_stable */
@@ -646,6 +761,20 @@ static void describe_group(kc_writer *w, int16_t v, bool fx, kc_str id, const st
     kc_w_tags(w, fx);
 }
 
+/* A group req may not describe: Kafka's groupError shape, empty strings and no members. */
+static void describe_denied(kc_writer *w, int16_t v, bool fx, kc_str id)
+{
+    kc_w_i16(w, KERR_GROUP_AUTHORIZATION_FAILED);
+    kc_w_string(w, fx, id.p, id.len);
+    kc_w_cstr(w, fx, ""); /* group_state */
+    kc_w_cstr(w, fx, ""); /* protocol_type */
+    kc_w_cstr(w, fx, ""); /* protocol_data */
+    kc_w_array(w, fx, 0);
+    if (v >= 3)
+        kc_w_i32(w, AUTH_OPS_UNKNOWN);
+    kc_w_tags(w, fx);
+}
+
 int kapi_describe_groups(struct kreq *req, kc_writer *w)
 {
     kc_reader *r = &req->r;
@@ -668,15 +797,20 @@ int kapi_describe_groups(struct kreq *req, kc_writer *w)
     kc_w_array(w, fx, n);
     for (int32_t i = 0; i < n; i++) {
         kc_str id = kc_string(r, fx);
-        describe_group(w, v, fx, id, find_group(req, id));
+        if (group_allowed(req, id, ACL_OP_DESCRIBE))
+            describe_group(w, v, fx, id, find_group(req, id));
+        else
+            describe_denied(w, v, fx, id);
     }
     kc_w_tags(w, fx);
     return KAPI_DONE;
 }
 
 struct list_ctx {
+    struct kreq *req;
     kc_writer *w;
-    bool fx, with_state, count_only;
+    bool fx, with_state;
+    bool all;        /* DESCRIBE on the cluster: every group, else those req may describe */
     uint32_t states; /* bit per state; 0: all */
     int32_t n;
 };
@@ -686,9 +820,9 @@ static void list_one(void *arg, struct group *g)
     struct list_ctx *lc = arg;
     if (lc->states && !(lc->states & (1u << g->state)))
         return;
-    lc->n++;
-    if (lc->count_only)
+    if (!lc->all && !auth_visible(lc->req, ACL_RES_GROUP, g->id, g->id_len, ACL_OP_DESCRIBE))
         return;
+    lc->n++;
     kc_w_string(lc->w, lc->fx, g->id, (int32_t)g->id_len);
     kc_w_cstr(lc->w, lc->fx, g->protocol_type ? g->protocol_type : "");
     if (lc->with_state)
@@ -701,7 +835,9 @@ int kapi_list_groups(struct kreq *req, kc_writer *w)
     kc_reader *r = &req->r;
     int16_t v = req->api_version;
     bool fx = req->flexible;
-    struct list_ctx lc = {.w = w, .fx = fx, .with_state = v >= 4, .count_only = true};
+    kc_writer groups; /* the entries, counted before the array header goes out */
+    kc_writer_init(&groups, w->max);
+    struct list_ctx lc = {.req = req, .w = &groups, .fx = fx, .with_state = v >= 4};
     bool unknown_state = false;
     if (v >= 4) {
         int32_t n = kc_array(r, fx, 1);
@@ -715,18 +851,23 @@ int kapi_list_groups(struct kreq *req, kc_writer *w)
         }
     }
     kc_skip_tags(r, fx);
-    if (!kc_ok(r))
+    if (!kc_ok(r)) {
+        kc_writer_free(&groups);
         return KAPI_EPARSE;
+    }
     if (unknown_state && !lc.states)
         lc.states = 1u << 31; /* only unknown states asked for: nothing matches */
+    lc.all = auth_visible(req, ACL_RES_CLUSTER, ACL_CLUSTER_NAME, sizeof ACL_CLUSTER_NAME - 1,
+                          ACL_OP_DESCRIBE);
     groups_foreach(req->b->groups, list_one, &lc);
     if (v >= 1)
         kc_w_i32(w, 0); /* throttle_time_ms */
     kc_w_i16(w, KERR_NONE);
     kc_w_array(w, fx, lc.n);
-    lc.count_only = false;
-    lc.n = 0;
-    groups_foreach(req->b->groups, list_one, &lc);
+    kc_w_raw(w, groups.p, groups.len);
+    if (groups.err)
+        w->err = groups.err;
+    kc_writer_free(&groups);
     kc_w_tags(w, fx);
     return KAPI_DONE;
 }
@@ -745,7 +886,8 @@ int kapi_delete_groups(struct kreq *req, kc_writer *w)
         if (!kc_ok(r) || id.len < 0)
             return KAPI_EPARSE;
         kc_w_string(w, fx, id.p, id.len);
-        kc_w_i16(w, group_delete(req->b->groups, id));
+        kc_w_i16(w, group_allowed(req, id, ACL_OP_DELETE) ? group_delete(req->b->groups, id)
+                                                          : KERR_GROUP_AUTHORIZATION_FAILED);
         kc_w_tags(w, fx);
     }
     kc_skip_tags(r, fx);
@@ -772,8 +914,9 @@ int kapi_offset_delete(struct kreq *req, kc_writer *w)
     if (!kc_ok(r) || id.len < 0 || nt < 0)
         return KAPI_EPARSE;
     struct groups *gs = req->b->groups;
-    struct group *g = find_group(req, id);
-    int16_t gerr = offset_delete_check(g);
+    bool denied = !group_allowed(req, id, ACL_OP_DELETE);
+    struct group *g = denied ? NULL : find_group(req, id);
+    int16_t gerr = denied ? KERR_GROUP_AUTHORIZATION_FAILED : offset_delete_check(g);
     kc_w_i16(w, gerr);
     kc_w_i32(w, 0); /* throttle_time_ms */
     kc_w_array(w, false, gerr ? 0 : nt);
@@ -782,8 +925,9 @@ int kapi_offset_delete(struct kreq *req, kc_writer *w)
         int32_t np = kc_array(r, false, 4);
         if (!kc_ok(r) || topic.len < 0 || np < 0)
             return KAPI_EPARSE;
-        bool subscribed =
-            !gerr && g->state != GS_EMPTY && group_subscribed_to(g, topic.p, (size_t)topic.len);
+        bool readable = !gerr && auth_topic_read(req, topic.p, (size_t)topic.len);
+        bool subscribed = readable && g->state != GS_EMPTY &&
+                          group_subscribed_to(g, topic.p, (size_t)topic.len);
         if (!gerr) {
             kc_w_string(w, false, topic.p, topic.len);
             kc_w_array(w, false, np);
@@ -792,7 +936,9 @@ int kapi_offset_delete(struct kreq *req, kc_writer *w)
             int32_t part = kc_i32(r);
             if (gerr)
                 continue;
-            int16_t err = subscribed ? GERR_GROUP_SUBSCRIBED_TO_TOPIC : KERR_NONE;
+            int16_t err = !readable    ? KERR_TOPIC_AUTHORIZATION_FAILED
+                          : subscribed ? GERR_GROUP_SUBSCRIBED_TO_TOPIC
+                                       : KERR_NONE;
             if (!err && group_offset_delete(gs, g, topic.p, (size_t)topic.len, part) < 0)
                 err = KERR_UNKNOWN_SERVER;
             kc_w_i32(w, part);

@@ -1,5 +1,7 @@
 /* kapi_produce.c: Produce and InitProducerId. A Produce appends each partition's
  * batches atomically; with acks=all the answer waits for the group-commit fsync. */
+#include "acl.h"
+#include "auth.h"
 #include "broker.h"
 #include "conn.h"
 #include "kafka.h"
@@ -44,11 +46,15 @@ static void write_presp(const struct kreq *req, kc_writer *w, const struct presp
 
 /* Appends one partition's records; returns true when data was written that an acks=all
  * answer must wait on. */
-static bool produce_partition(struct kreq *req, struct topic *t, int16_t acks, kc_bytes recs,
-                              struct presp *pr)
+static bool produce_partition(struct kreq *req, struct topic *t, bool denied, int16_t acks,
+                              kc_bytes recs, struct presp *pr)
 {
     pr->base_offset = -1;
     pr->log_start = -1;
+    if (denied) {
+        pr->err = KERR_TOPIC_AUTHORIZATION_FAILED;
+        return false;
+    }
     if (req->api_version < 3) {
         pr->err = KERR_UNSUPPORTED_VERSION;
         snprintf(pr->msg, sizeof pr->msg, "Produce v0-2 (message format v0/v1) is not served");
@@ -96,7 +102,10 @@ static int produce_walk(struct kreq *req, kc_reader *r, kc_writer *w, int16_t ac
         int32_t np = kc_array(r, fx, 8);
         if (!kc_ok(r) || name.len < 0 || np < 0)
             return -1;
-        struct topic *t = w ? topic_find(req->b->topics, name.p, (size_t)name.len) : NULL;
+        bool denied = w && !auth_allowed(req, ACL_RES_TOPIC, name.p, (size_t)name.len,
+                                         ACL_OP_WRITE);
+        struct topic *t =
+            w && !denied ? topic_find(req->b->topics, name.p, (size_t)name.len) : NULL;
         if (w) {
             kc_w_string(w, fx, name.p, name.len);
             kc_w_array(w, fx, np);
@@ -108,7 +117,7 @@ static int produce_walk(struct kreq *req, kc_reader *r, kc_writer *w, int16_t ac
             if (!kc_ok(r))
                 return -1;
             if (w) {
-                *wait |= produce_partition(req, t, acks, recs, &pr);
+                *wait |= produce_partition(req, t, denied, acks, recs, &pr);
                 write_presp(req, w, &pr);
             }
         }

@@ -7,9 +7,15 @@
  * acquires records. When it acquires nothing it parks: its partitions are kept and the
  * acquisition step alone runs again when one of them may have records (an append, a
  * release, a lock expiry: fetch_wake_partition) or when max_wait_ms runs out. Anything a
- * response reports that changed share state is on disk before the response leaves. */
+ * response reports that changed share state is on disk before the response leaves.
+ *
+ * Authorization follows Kafka's KafkaApis: READ on the group for ShareGroupHeartbeat,
+ * ShareFetch and ShareAcknowledge, DESCRIBE on it for ShareGroupDescribe; READ on each
+ * topic fetched or acknowledged, DESCRIBE on each topic subscribed to or described. */
 #include "kapi_share.h"
 
+#include "acl.h"
+#include "auth.h"
 #include "broker.h"
 #include "conn.h"
 #include "ev.h"
@@ -38,6 +44,7 @@ struct sf_part {
     int16_t ack_err;   /* acknowledgement error */
     bool acked;        /* named with acknowledgements in the request */
     bool in_session;   /* records are acquired for it */
+    int8_t readable;   /* READ on its topic: 1 yes, -1 no, 0 not decided yet */
 };
 
 /* A parsed ShareFetch or ShareAcknowledge. parts borrow nothing; ids are views. */
@@ -179,6 +186,45 @@ static int parse_ack(kc_reader *r, struct sf_req *q)
     return kc_ok(r) ? 0 : -1;
 }
 
+/* ---------------------------------------------------------------- authorization */
+
+static bool group_allowed(struct kreq *req, kc_str id, int8_t op)
+{
+    return auth_allowed(req, ACL_RES_GROUP, id.p ? id.p : "", id.len > 0 ? (size_t)id.len : 0,
+                        op);
+}
+
+/* The READ decision already made for topic id among parts[0..n), or 0. */
+static int8_t readable_known(const struct sf_part *parts, int n, const uint8_t id[16])
+{
+    for (int i = 0; i < n; i++)
+        if (parts[i].readable && !memcmp(parts[i].id, id, 16))
+            return parts[i].readable;
+    return 0;
+}
+
+/* Whether req may READ the topic with id: 1 or -1. An unknown id counts as readable: it
+ * is answered UNKNOWN_TOPIC_ID. */
+static int8_t readable_check(struct kreq *req, const uint8_t id[16])
+{
+    const struct topic *t = topic_find_id(req->b->topics, id);
+    return !t || auth_topic_read(req, t->name, strlen(t->name)) ? 1 : -1;
+}
+
+/* Decides READ for every partition of q, once per topic; acknowledgements on a topic
+ * req may not read are refused and not applied. */
+static void authorize_parts(struct kreq *req, struct sf_req *q)
+{
+    for (int i = 0; i < q->nparts; i++) {
+        struct sf_part *e = &q->parts[i];
+        e->readable = readable_known(q->parts, i, e->id);
+        if (!e->readable)
+            e->readable = readable_check(req, e->id);
+        if (e->readable < 0 && e->acked)
+            e->ack_err = KERR_TOPIC_AUTHORIZATION_FAILED;
+    }
+}
+
 /* ---------------------------------------------------------------- engine helpers */
 
 /* Why (id, partition) cannot be served, or KERR_NONE. */
@@ -254,6 +300,8 @@ static const char *err_text(int16_t err)
     case KERR_UNKNOWN_TOPIC_OR_PARTITION: return "This server does not host this partition";
     case KERR_INVALID_REQUEST: return "The request is invalid";
     case KERR_UNSUPPORTED_VERSION: return "Share APIs are served at version 1";
+    case KERR_TOPIC_AUTHORIZATION_FAILED: return "Topic authorization failed";
+    case KERR_GROUP_AUTHORIZATION_FAILED: return "Group authorization failed";
     default: return "share request failed";
     }
 }
@@ -577,9 +625,10 @@ static struct sf_part *list_add(struct sf_part *list, int *n, const uint8_t id[1
 /* The partitions a fetch response reports: the session's (rotated so that a different
  * one is served first each time), then request partitions outside the session (their
  * acknowledgement results). NULL out of memory. */
-static struct sf_part *response_list(struct broker *b, const struct smember *m,
+static struct sf_part *response_list(struct kreq *req, const struct smember *m,
                                      const struct sf_req *q, int *n)
 {
+    struct broker *b = req->b;
     int cap = (m ? m->nparts : 0) + q->nparts + 1;
     struct sf_part *list = calloc((size_t)cap, sizeof *list);
     *n = 0;
@@ -599,8 +648,19 @@ static struct sf_part *response_list(struct broker *b, const struct smember *m,
             e->ack_err = r->ack_err;
         e->acked |= r->acked;
     }
-    for (int i = 0; i < *n; i++)
-        list[i].err = part_error(b, list[i].id, list[i].partition);
+    for (int i = 0; i < *n; i++) {
+        struct sf_part *e = &list[i];
+        e->err = part_error(b, e->id, e->partition);
+        if (e->err)
+            continue;
+        e->readable = readable_known(q->parts, q->nparts, e->id);
+        if (!e->readable)
+            e->readable = readable_known(list, i, e->id);
+        if (!e->readable)
+            e->readable = readable_check(req, e->id);
+        if (e->readable < 0)
+            e->err = KERR_TOPIC_AUTHORIZATION_FAILED; /* stays in the session, as in Kafka */
+    }
     return list;
 }
 
@@ -667,7 +727,7 @@ static int fetch_answer(struct kreq *req, kc_writer *w, struct sf_req *q, struct
 {
     size_t body_at = w->len;
     int n;
-    struct sf_part *list = response_list(req->b, m, q, &n);
+    struct sf_part *list = response_list(req, m, q, &n);
     if (!list) {
         struct sf_src none = {.b = req->b};
         w_fetch_response(w, KERR_UNKNOWN_SERVER, &none, NULL, 0);
@@ -716,7 +776,8 @@ int kapi_share_fetch(struct kreq *req, kc_writer *w)
         return KAPI_EPARSE;
     }
     struct smember *m = NULL;
-    int16_t err = check_ids(req, &q);
+    int16_t err = group_allowed(req, q.group_id, ACL_OP_READ) ? check_ids(req, &q)
+                                                               : KERR_GROUP_AUTHORIZATION_FAILED;
     if (!err)
         err = fetch_session(req->b, &q, &m);
     if (err) {
@@ -724,6 +785,7 @@ int kapi_share_fetch(struct kreq *req, kc_writer *w)
         sf_req_free(&q);
         return KAPI_DONE;
     }
+    authorize_parts(req, &q);
     ack_all(req, &q, m);
     if (q.epoch != -1)
         fetch_session_update(&q, m);
@@ -783,7 +845,8 @@ int kapi_share_acknowledge(struct kreq *req, kc_writer *w)
         sf_req_free(&q);
         return KAPI_EPARSE;
     }
-    int16_t err = check_ids(req, &q);
+    int16_t err = group_allowed(req, q.group_id, ACL_OP_READ) ? check_ids(req, &q)
+                                                               : KERR_GROUP_AUTHORIZATION_FAILED;
     struct smember *m = NULL;
     if (!err && q.epoch == 0)
         err = SERR_INVALID_SHARE_SESSION_EPOCH; /* only a ShareFetch opens a session */
@@ -796,6 +859,7 @@ int kapi_share_acknowledge(struct kreq *req, kc_writer *w)
         sf_req_free(&q);
         return KAPI_DONE;
     }
+    authorize_parts(req, &q);
     ack_all(req, &q, m);
     int n = 0;
     struct sf_part *list = calloc((size_t)q.nparts + 1, sizeof *list);
@@ -855,6 +919,17 @@ static void peer_host(const struct conn *c, char *out, size_t cap)
         *colon = 0;
 }
 
+/* Whether req may DESCRIBE every topic of a subscription (Kafka 4.1 refuses the whole
+ * heartbeat otherwise). */
+static bool topics_describable(struct kreq *req, const kc_str *topics, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!auth_allowed(req, ACL_RES_TOPIC, topics[i].p ? topics[i].p : "",
+                          topics[i].len > 0 ? (size_t)topics[i].len : 0, ACL_OP_DESCRIBE))
+            return false;
+    return true;
+}
+
 int kapi_share_group_heartbeat(struct kreq *req, kc_writer *w)
 {
     struct sg_heartbeat_result res = {.err = KERR_UNSUPPORTED_VERSION,
@@ -889,9 +964,15 @@ int kapi_share_group_heartbeat(struct kreq *req, kc_writer *w)
     hb.ntopics = nt < 0 ? 0 : nt;
     peer_host(req->conn, host, sizeof host);
     hb.client_host = host;
-    if (nt > SGROUP_MAX_TOPICS || (nt > 0 && !topics))
+    if (!group_allowed(req, hb.group_id, ACL_OP_READ))
+        res = (struct sg_heartbeat_result){KERR_GROUP_AUTHORIZATION_FAILED,
+                                           "Group authorization failed", NULL, -1, false};
+    else if (nt > SGROUP_MAX_TOPICS || (nt > 0 && !topics))
         res = (struct sg_heartbeat_result){KERR_INVALID_REQUEST, "too many topics", NULL, -1,
                                            false};
+    else if (!topics_describable(req, hb.topics, hb.ntopics))
+        res = (struct sg_heartbeat_result){KERR_TOPIC_AUTHORIZATION_FAILED,
+                                           "Topic authorization failed", NULL, -1, false};
     else if (hb.group_id.len > 0 &&
              group_find(req->b->groups, hb.group_id.p, (size_t)hb.group_id.len))
         res = (struct sg_heartbeat_result){GERR_GROUP_ID_NOT_FOUND, "not a share group", NULL,
@@ -931,9 +1012,57 @@ static void w_member(kc_writer *w, struct broker *b, const struct smember *m)
     kc_w_tags(w, true); /* Member */
 }
 
-static void w_described(kc_writer *w, struct broker *b, kc_str id)
+/* A group that cannot be shown: only its id and the error (Kafka's defaults elsewhere). */
+static void w_described_error(kc_writer *w, kc_str id, int16_t err, const char *msg)
 {
+    kc_w_i16(w, err);
+    kc_w_cstr(w, true, msg);
+    kc_w_string(w, true, id.p, id.len);
+    kc_w_cstr(w, true, "");        /* GroupState */
+    kc_w_i32(w, 0);                /* GroupEpoch */
+    kc_w_i32(w, 0);                /* AssignmentEpoch */
+    kc_w_cstr(w, true, "");        /* AssignorName */
+    kc_w_array(w, true, 0);        /* Members */
+    kc_w_i32(w, AUTH_OPS_UNKNOWN);
+    kc_w_tags(w, true);
+}
+
+static bool topic_describable(struct kreq *req, const char *name)
+{
+    return auth_allowed(req, ACL_RES_TOPIC, name, strlen(name), ACL_OP_DESCRIBE);
+}
+
+/* Whether req may DESCRIBE every topic g's members subscribe to or are assigned: a
+ * described group shows them (Kafka 4.1 refuses the group otherwise). */
+static bool group_topics_describable(struct kreq *req, const struct sgroup *g)
+{
+    for (const struct smember *m = g ? g->head : NULL; m; m = m->next) {
+        if (!m->joined)
+            continue;
+        for (int i = 0; i < m->ntopics; i++)
+            if (!topic_describable(req, m->topics[i]))
+                return false;
+        for (int i = 0; i < m->nassign; i++)
+            if (m->assign[i].name && !topic_describable(req, m->assign[i].name))
+                return false;
+    }
+    return true;
+}
+
+static void w_described(kc_writer *w, struct kreq *req, kc_str id)
+{
+    struct broker *b = req->b;
+    if (!group_allowed(req, id, ACL_OP_DESCRIBE)) {
+        w_described_error(w, id, KERR_GROUP_AUTHORIZATION_FAILED, "Group authorization failed");
+        return;
+    }
     struct sgroup *g = b->sgroups ? sgroup_find(b->sgroups, id.p, (size_t)id.len) : NULL;
+    if (!group_topics_describable(req, g)) {
+        w_described_error(w, id, KERR_TOPIC_AUTHORIZATION_FAILED,
+                          "The described group uses topics that the client is not authorized "
+                          "to describe.");
+        return;
+    }
     bool known = g || (b->shares && share_group_get(b->shares, id.p, (size_t)id.len, false));
     int16_t err = KERR_NONE;
     const char *msg = NULL;
@@ -981,7 +1110,7 @@ int kapi_share_group_describe(struct kreq *req, kc_writer *w)
     kc_w_array(w, true, n);
     kc_array(&body, true, 1);
     for (int32_t i = 0; i < n; i++)
-        w_described(w, req->b, kc_string(&body, true));
+        w_described(w, req, kc_string(&body, true));
     kc_w_tags(w, true);
     return KAPI_DONE;
 }

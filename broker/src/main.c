@@ -1,5 +1,6 @@
 /* main.c: sluice-broker. Reads configuration, opens the store, starts the Kafka and
  * admin listeners on one event loop, and drains cleanly on SIGTERM. */
+#include "acl.h"
 #include "admin.h"
 #include "broker.h"
 #include "conn.h"
@@ -9,6 +10,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
+#include "principals.h"
 #include "retention.h"
 #include "store.h"
 #include "dataset.h"
@@ -103,6 +105,26 @@ static int set_advertised(struct broker *b)
     return 0;
 }
 
+/* SASL users, ACLs and the authorizer. The ACLs are kept (and can be managed) without
+ * an authorizer; they are enforced only with authorizer=acl. */
+static int open_security(struct broker *b)
+{
+    const char *az = b->cfg.authorizer;
+    if (*az && strcmp(az, "none") && strcmp(az, "acl")) {
+        log_error("authorizer %s: want none or acl", az);
+        return -1;
+    }
+    if (!(b->principals = principals_open(b->store, b->cfg.sasl_scram_iterations)) ||
+        !(b->acls = acls_open(b->store, b->cfg.super_users)))
+        return -1;
+    b->authorize = !strcmp(az, "acl");
+    if (b->authorize)
+        log_info("authorizer: acl (%zu rules, %zu principals, super users: %s)",
+                 acls_count(b->acls), principals_count(b->principals),
+                 *b->cfg.super_users ? b->cfg.super_users : "none");
+    return 0;
+}
+
 static void on_drain_tick(struct ev_loop *l, void *arg)
 {
     struct runtime *rt = arg;
@@ -123,7 +145,9 @@ static void on_signal(struct ev_loop *l, int fd, void *arg, int mask)
     if (read(fd, &si, sizeof si) != (ssize_t)sizeof si)
         return;
     if (si.ssi_signo == SIGHUP) {
-        log_info("SIGHUP: nothing to reload yet");
+        log_info("SIGHUP: reloading TLS certificates");
+        server_reload_tls(rt->b.server);
+        admin_reload_tls(rt->b.admin);
         return;
     }
     if (rt->b.draining)
@@ -173,7 +197,8 @@ static int start(struct runtime *rt)
         free(err);
         return -1;
     }
-    if (load_cluster_id(b) < 0 || kafka_producer_ids_load(b) < 0 || set_advertised(b) < 0)
+    if (load_cluster_id(b) < 0 || kafka_producer_ids_load(b) < 0 || set_advertised(b) < 0 ||
+        open_security(b) < 0)
         return -1;
     if (!(b->metrics = metrics_new()) || !(b->topics = topics_new(b)) ||
         topics_load(b->topics) < 0 || !(b->groups = groups_new(b)) ||
@@ -205,6 +230,8 @@ static void stop(struct runtime *rt)
     shares_free(b->shares);
     groups_free(b->groups);
     topics_free(b->topics);
+    acls_free(b->acls);
+    principals_free(b->principals);
     if (b->store)
         store_sync(b->store);
     store_close(b->store);
@@ -234,8 +261,8 @@ int main(int argc, char **argv)
     }
     rt.b.ready = true;
     log_info("sluice-broker ready: kafka %s (advertised %s:%d), admin %s, data %s",
-             rt.b.cfg.kafka_listen, rt.b.adv_host, rt.b.adv_port, rt.b.cfg.admin_listen,
-             rt.b.cfg.data_dir);
+             rt.b.cfg.listeners[0] ? rt.b.cfg.listeners : rt.b.cfg.kafka_listen, rt.b.adv_host,
+             rt.b.adv_port, rt.b.cfg.admin_listen, rt.b.cfg.data_dir);
     ev_run(rt.b.loop);
     stop(&rt);
     log_info("sluice-broker stopped");

@@ -30,6 +30,8 @@ static const char *const met_bucket_le[] = {
 #define MET_NFINITE (sizeof met_bucket_us / sizeof met_bucket_us[0])
 #define MET_NBUCKETS (MET_NFINITE + 1)
 #define MET_HTTP_MIN 100
+#define MET_NMECH 4
+static const char *const met_mech[MET_NMECH] = {"ssl", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"};
 #define MET_HTTP_MAX 599
 
 _Static_assert(sizeof met_bucket_le / sizeof met_bucket_le[0] == MET_NBUCKETS,
@@ -46,6 +48,9 @@ struct metrics {
     int64_t conns;        /* open now */
     uint64_t conns_total; /* ever accepted */
     uint64_t bad_frames;
+    uint64_t conns_refused;  /* over max.connections or max.connections.per.ip */
+    uint64_t auth[MET_NMECH][2]; /* authentications by mechanism: failed, succeeded */
+    uint64_t denied;         /* requests or parts of them refused by the ACLs */
     uint64_t http[MET_HTTP_MAX - MET_HTTP_MIN + 1]; /* by status code */
     uint64_t http_other;                            /* status codes outside 100..599 */
 };
@@ -94,6 +99,25 @@ void metrics_conn_open(struct metrics *m)
         return;
     m->conns++;
     m->conns_total++;
+}
+
+void metrics_conn_refused(struct metrics *m)
+{
+    if (m)
+        m->conns_refused++;
+}
+
+void metrics_auth(struct metrics *m, const char *mech, bool ok)
+{
+    for (int i = 0; m && i < MET_NMECH; i++)
+        if (!strcmp(mech, met_mech[i]))
+            m->auth[i][ok]++;
+}
+
+void metrics_denied(struct metrics *m)
+{
+    if (m)
+        m->denied++;
 }
 
 void metrics_conn_close(struct metrics *m)
@@ -266,6 +290,18 @@ static void met_render_broker(struct metrics *m, kc_writer *w)
     met_printf(w, "sluice_connections %" PRId64 "\n", m->conns);
     met_family(w, "sluice_connections_total", "counter", "Kafka client connections accepted.");
     met_printf(w, "sluice_connections_total %" PRIu64 "\n", m->conns_total);
+    met_family(w, "sluice_connections_refused_total", "counter",
+               "Connections refused by max.connections or max.connections.per.ip.");
+    met_printf(w, "sluice_connections_refused_total %" PRIu64 "\n", m->conns_refused);
+    met_family(w, "sluice_authentications_total", "counter",
+               "Client authentications by mechanism and result.");
+    for (int i = 0; i < MET_NMECH; i++)
+        for (int ok = 0; ok < 2; ok++)
+            met_printf(w, "sluice_authentications_total{mechanism=\"%s\",result=\"%s\"} %" PRIu64 "\n",
+                       met_mech[i], ok ? "success" : "failure", m->auth[i][ok]);
+    met_family(w, "sluice_authorization_denied_total", "counter",
+               "Requests (or topics, groups within them) refused by the ACLs.");
+    met_printf(w, "sluice_authorization_denied_total %" PRIu64 "\n", m->denied);
     met_family(w, "sluice_bad_frames_total", "counter",
                "Malformed or rejected Kafka frames (each closed its connection).");
     met_printf(w, "sluice_bad_frames_total %" PRIu64 "\n", m->bad_frames);

@@ -5,6 +5,7 @@
 
 #include "kcodec.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct broker;
@@ -20,6 +21,10 @@ void metrics_request(struct metrics *m, int16_t api_key, int64_t dur_us);
 void metrics_bad_frame(struct metrics *m);
 void metrics_conn_open(struct metrics *m);
 void metrics_conn_close(struct metrics *m);
+void metrics_conn_refused(struct metrics *m);
+/* mech: "ssl" (client certificate), "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512". */
+void metrics_auth(struct metrics *m, const char *mech, bool ok);
+void metrics_denied(struct metrics *m);
 /* HTTP admin request with its status code. */
 void metrics_http(struct metrics *m, int status);
 

@@ -39,6 +39,7 @@
 #   BENCH_MODES=1           storage-mode figures (memory/hybrid against persistent); 0 skips
 #   BENCH_SHARE=1           shared-view figures (tests/bench/share_bench.py); 0 skips
 #   BENCH_SHARE_CONSUMERS=1,2,4,8,16  consumer counts of the one-partition scaling run
+#   BENCH_SECURITY=1        TLS, SCRAM and ACL figures (tests/bench/security_bench.sh); 0 skips
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -689,6 +690,55 @@ modes_rows() {
         "$(ratio "${R[mode.hybrid.MBps]:-}" "${R[mode.persistent.MBps]:-}")" "" "" "" ""
 }
 
+# -------------------------------------------------------------- security --
+# Issue 8's figures, by tests/bench/security_bench.sh on a Sluice broker of its own
+# (after the others stopped): produce and consume through an SSL listener against
+# the PLAINTEXT listener of the same broker; SCRAM server handshakes per second
+# beside the PBKDF2 a client does per handshake; ACL decisions with 300,000
+# principals beside one random probe of a hash table of the same size.
+SEC_FIG=${BENCH_SECURITY:-1}
+
+security_figures() {
+    [ "$SEC_FIG" = 1 ] && [ "$ONLY" != kafka ] || return 0
+    local out kv line
+    log "sluice: security figures (TLS, SCRAM, ACLs)"
+    out=$(timeout --foreground -k 5 1200 "$ROOT/tests/bench/security_bench.sh" "$BIN_DIR" "$LOADGEN" "$OUT" \
+        2>>"$LOGS/security.err")
+    case $? in 130 | 143) log "interrupted"; exit 1 ;; esac
+    echo "$out" >>"$OUT/raw.txt"
+    while read -r line; do
+        local fig key=
+        fig=$(field fig " $line")
+        [ "$fig" = scram ] && key=scram.$(field mech " $line")
+        [ -n "$key" ] || key=$fig
+        for kv in $line; do R[sec.$key.${kv%%=*}]=${kv#*=}; done
+    done < <(grep '^RESULT' <<<"$out" | sed 's/^RESULT //')
+    [ -n "${R[sec.tls.tls_produce_MBps]:-}" ] || fail "security_bench: no TLS figures (see $LOGS/security.log)"
+}
+
+# table rows (called by report)
+security_rows() {
+    [ "$SEC_FIG" = 1 ] && [ "$ONLY" != kafka ] || return 0
+    _sp() { # figure ceiling -> "figure (ceiling; ratio r)"
+        [ -n "$1" ] && [ -n "$2" ] && echo "$1 (beside $2: ratio $(ratio "$1" "$2"))" || echo "${1:-}"
+    }
+    trow "TLS produce 1 KiB acks=1, MB/s (beside PLAINTEXT on the same broker)" \
+        "$(_sp "${R[sec.tls.tls_produce_MBps]:-}" "${R[sec.tls.plain_produce_MBps]:-}")" "" "" "" ""
+    trow "TLS consume, MB/s (beside PLAINTEXT)" \
+        "$(_sp "${R[sec.tls.tls_consume_MBps]:-}" "${R[sec.tls.plain_consume_MBps]:-}")" "" "" "" ""
+    local m
+    for m in 256 512; do
+        trow "SCRAM-SHA-$m server handshakes/s on one core (beside the PBKDF2/s a client does per handshake)" \
+            "$(_sp "${R[sec.scram.$m.handshakes_per_s]:-}" "${R[sec.scram.$m.client_pbkdf2_per_s]:-}")" "" "" "" ""
+    done
+    trow "ACL decision with ${R[sec.acl.principals]:-} principals, ${R[sec.acl.rules]:-} rules: allowed, ns (beside one random hash probe)" \
+        "$(_sp "${R[sec.acl.allowed_ns]:-}" "${R[sec.acl.probe_ns]:-}")" "" "" "" ""
+    trow "ACL decision: denied, ns (beside one random hash probe)" \
+        "$(_sp "${R[sec.acl.denied_ns]:-}" "${R[sec.acl.probe_ns]:-}")" "" "" "" ""
+    trow "ACL table: bytes per rule / startup load of all rules, s" \
+        "${R[sec.acl.bytes_per_rule]:-}/${R[sec.acl.open_s]:-}" "" "" "" ""
+}
+
 # ---------------------------------------------------------- shared views --
 # Issue 5's figures, by tests/bench/share_bench.py on a Sluice broker of its own
 # (after the others stopped): records/s on ONE partition read through a shared
@@ -982,6 +1032,7 @@ report() {
         dataset_rows
         modes_rows
         share_rows
+        security_rows
         echo
         rate_s=$(v sluice.rate_1)
         rate_k=$(v kafka.rate_1)
@@ -1057,6 +1108,7 @@ if install_all; then
     stop_all
     cp "$TMP/kafka-app/server.log" "$LOGS/kafka-server.log" 2>/dev/null
     share_figures
+    security_figures
 fi
 report
 log "done in $(($(date +%s) - T_START)) s"

@@ -84,3 +84,21 @@ def broker(request):
         b.assert_clean()
     finally:
         b.close()
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """A throwaway CA, a server certificate for 127.0.0.1 and client certificates for
+    alice and bob (tests/security/mkcerts.sh): a dict of name -> path."""
+    d = str(tmp_path_factory.mktemp("certs"))
+    script = os.path.join(os.path.dirname(__file__), "..", "security", "mkcerts.sh")
+    import subprocess
+
+    subprocess.run([script, d, "alice", "bob"], check=True)
+    out = {"dir": d}
+    for n in ("ca", "server", "alice", "bob"):
+        out[n + ".pem"] = os.path.join(d, n + ".pem")
+        if n != "ca":
+            out[n + ".key"] = os.path.join(d, n + ".key")
+    return out
+

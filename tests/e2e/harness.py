@@ -94,7 +94,11 @@ def config_env(config):
 class Broker:
     """One sluice-broker process on loopback with its own data dir."""
 
-    def __init__(self, data_dir=None, config=None, env=None):
+    def __init__(self, data_dir=None, config=None, env=None, listeners=None, admin_token=None):
+        """listeners: security protocols for extra named listeners, e.g.
+        {"SASL_SSL": "SASL_SSL", "MTLS": "SSL"}; each gets a port (see addr()). The
+        first listener is always PLAINTEXT on kafka_port. admin_token is sent with every
+        admin call (and configured as admin.token)."""
         self.base_dir = tempfile.mkdtemp(prefix="sluice-e2e-")
         self._own_data_dir = data_dir is None
         self.data_dir = data_dir or os.path.join(self.base_dir, "data")
@@ -109,12 +113,35 @@ class Broker:
         self.proc = None
         self.starts = 0
         self.last_exit = None
+        self.ports = {"PLAINTEXT": self.kafka_port}
+        self.admin_token = admin_token
+        if admin_token:
+            self.config["admin.token"] = admin_token
+        if listeners:
+            used = {self.kafka_port, self.admin_port}
+            specs, protos = ["PLAINTEXT://127.0.0.1:%d" % self.kafka_port], []
+            for name, proto in listeners.items():
+                port = free_port()
+                while port in used:
+                    port = free_port()
+                used.add(port)
+                self.ports[name] = port
+                specs.append("%s://127.0.0.1:%d" % (name, port))
+                if name != proto:
+                    protos.append("%s:%s" % (name, proto))
+            self.config["listeners"] = ",".join(specs)
+            if protos:
+                self.config["listener.security.protocol.map"] = ",".join(protos)
 
     # ---- addresses -------------------------------------------------------------
 
     @property
     def bootstrap(self):
         return "127.0.0.1:%d" % self.kafka_port
+
+    def addr(self, listener):
+        """host:port of a named listener."""
+        return "127.0.0.1:%d" % self.ports[listener]
 
     @property
     def admin_url(self):
@@ -250,6 +277,8 @@ class Broker:
         is sent as JSON; str/bytes are sent as they are."""
         data = None
         hdrs = dict(headers or {})
+        if self.admin_token and "Authorization" not in hdrs:
+            hdrs["Authorization"] = "Bearer " + self.admin_token
         if body is not None:
             if isinstance(body, (dict, list)):
                 data = json.dumps(body).encode()
@@ -314,3 +343,16 @@ class Broker:
             if i >= 0:
                 start = max(0, text.rfind("\n", 0, max(0, i - 2000)))
                 raise AssertionError("broker log contains %r:\n%s" % (marker, text[start:i + 4000]))
+
+
+def tls_config(certs, **extra):
+    """Broker config for TLS listeners from the conftest `certs` fixture; extra keys are
+    given with '_' for '.' (ssl_client_auth="required")."""
+    cfg = {
+        "ssl.cert.file": certs["server.pem"],
+        "ssl.key.file": certs["server.key"],
+        "ssl.ca.file": certs["ca.pem"],
+    }
+    for k, v in extra.items():
+        cfg[k.replace("_", ".")] = v
+    return cfg
