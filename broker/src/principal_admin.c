@@ -7,6 +7,7 @@
 #include "broker.h"
 #include "principals.h"
 
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +147,55 @@ cJSON *principal_admin_get(struct broker *b, const char *name)
 
 /* ---- PUT ---- */
 
+/* Decodes standard base64 s into out (at most cap bytes). Returns the length or -1. */
+static int b64_field(const char *s, uint8_t *out, size_t cap)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n % 4 || n / 4 * 3 > cap + 2)
+        return -1;
+    uint8_t tmp[SCRAM_KEY_MAX + SCRAM_SALT_MAX + 4];
+    if (n / 4 * 3 > sizeof tmp)
+        return -1;
+    int len = EVP_DecodeBlock(tmp, (const unsigned char *)s, (int)n);
+    if (len < 0)
+        return -1;
+    len -= (s[n - 1] == '=') + (n > 1 && s[n - 2] == '=');
+    if (len <= 0 || (size_t)len > cap)
+        return -1;
+    memcpy(out, tmp, (size_t)len);
+    return len;
+}
+
+/* Reads one pre-derived credential {mechanism, salt, iterations, stored_key,
+ * server_key} (base64), as a client that derived it itself sends it, so the broker
+ * never sees the password nor spends a PBKDF2 on its event loop. Returns the
+ * mechanism, or -1 with msg set. */
+static int parse_cred(const cJSON *e, struct scram_cred *c, char *msg, size_t cap)
+{
+    const char *mname = cJSON_GetStringValue(cJSON_GetObjectItem(e, "mechanism"));
+    int mech = mname ? scram_mech_parse(mname, strlen(mname)) : -1;
+    const cJSON *it = cJSON_GetObjectItem(e, "iterations");
+    memset(c, 0, sizeof *c);
+    c->key_len = mech == SCRAM_SHA_256 ? 32 : 64;
+    int sl = b64_field(cJSON_GetStringValue(cJSON_GetObjectItem(e, "salt")), c->salt,
+                       sizeof c->salt);
+    int kl = b64_field(cJSON_GetStringValue(cJSON_GetObjectItem(e, "stored_key")), c->stored_key,
+                       sizeof c->stored_key);
+    int vl = b64_field(cJSON_GetStringValue(cJSON_GetObjectItem(e, "server_key")), c->server_key,
+                       sizeof c->server_key);
+    if (mech < 0 || !cJSON_IsNumber(it) || it->valuedouble < SCRAM_MIN_ITERATIONS ||
+        it->valuedouble > SCRAM_MAX_ITERATIONS || sl < 8 || kl != c->key_len ||
+        vl != c->key_len) {
+        snprintf(msg, cap, "a credential is {mechanism: SCRAM-SHA-256|SCRAM-SHA-512, salt, "
+                           "iterations (4096..1048576), stored_key, server_key} with base64 "
+                           "keys of the mechanism's hash length");
+        return -1;
+    }
+    c->salt_len = (uint8_t)sl;
+    c->iterations = (int32_t)it->valuedouble;
+    return mech;
+}
+
 struct acl_plan {
     struct acl_binding *rules;
     int n, cap;
@@ -239,14 +289,33 @@ cJSON *principal_admin_put(struct broker *b, const char *name, const cJSON *body
         return error_body(status, 400, "invalid_body", "the body must be a JSON object");
     const cJSON *pw = cJSON_GetObjectItem(body, "password");
     const cJSON *acls = cJSON_GetObjectItem(body, "acls");
+    const cJSON *creds = cJSON_GetObjectItem(body, "credentials");
+    struct scram_cred cred[SCRAM_MECH_COUNT];
+    bool have[SCRAM_MECH_COUNT] = {false};
+    if (creds && (!cJSON_IsArray(creds) || cJSON_GetArraySize(creds) > SCRAM_MECH_COUNT || pw))
+        return error_body(status, 400, "invalid_credentials",
+                          "credentials is an array of at most one per mechanism, and not "
+                          "given with a password");
+    const cJSON *ce;
+    cJSON_ArrayForEach(ce, creds)
+    {
+        struct scram_cred c;
+        int mech = parse_cred(ce, &c, msg, sizeof msg);
+        if (mech < 0 || have[mech])
+            return error_body(status, 400, "invalid_credentials",
+                              mech < 0 ? msg : "one credential per mechanism");
+        cred[mech] = c;
+        have[mech] = true;
+    }
     if (pw && (!cJSON_IsString(pw) || !*pw->valuestring ||
                strlen(pw->valuestring) > PRINCIPAL_PASSWORD_MAX))
         return error_body(status, 400, "invalid_password",
                           "password must be a non-empty string of at most 1024 bytes");
     if (acls && (!cJSON_IsArray(acls) || cJSON_GetArraySize(acls) > PADMIN_MAX_ACLS))
         return error_body(status, 400, "invalid_acls", "acls must be an array of at most 1000");
-    if (!pw && !acls)
-        return error_body(status, 400, "invalid_body", "give a password, acls, or both");
+    if (!pw && !acls && !creds)
+        return error_body(status, 400, "invalid_body",
+                          "give a password or credentials, acls, or both");
     user_principal(name, principal, sizeof principal);
     struct acl_plan plan = {0};
     const cJSON *e;
@@ -262,6 +331,9 @@ cJSON *principal_admin_put(struct broker *b, const char *name, const cJSON *body
     if (pw)
         rc = principals_set_password(b->principals, name, pw->valuestring,
                                      strlen(pw->valuestring));
+    for (int m = 0; m < SCRAM_MECH_COUNT && rc == 0; m++)
+        if (have[m])
+            rc = principals_set_cred(b->principals, name, m, &cred[m]);
     if (rc == 0 && acls)
         rc = apply_acls(b, principal, &plan);
     free(plan.rules);

@@ -601,3 +601,46 @@ def test_session_lifetime_forces_reauthentication(certs):
         assert text.count("authenticated as User:alice") >= 3
         assert b.stop() == 0
         b.assert_clean()
+
+
+def _scram_cred(mech, password, iterations=4096):
+    """A SCRAM credential derived here, as the operator does, so the broker never sees
+    the password (RFC 5802: SaltedPassword, ClientKey, StoredKey, ServerKey)."""
+    import base64
+    import hashlib
+    import hmac
+
+    h = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}[mech]
+    salt = os.urandom(32)
+    salted = hashlib.pbkdf2_hmac(h, password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", h).digest()
+    b64 = lambda b: base64.b64encode(b).decode()
+    return {"mechanism": mech, "salt": b64(salt), "iterations": iterations,
+            "stored_key": b64(hashlib.new(h, client_key).digest()),
+            "server_key": b64(hmac.new(salted, b"Server Key", h).digest())}
+
+
+def test_principal_with_pre_derived_credentials(sbroker, certs):
+    pw = "derived-elsewhere"
+    body = {"credentials": [_scram_cred("SCRAM-SHA-512", pw), _scram_cred("SCRAM-SHA-256", pw, 8192)],
+            "acls": TENANT_A}
+    st, out = sbroker.http("PUT", "/v1/principals/dora", body)
+    assert st == 201 and out["mechanisms"] == ["SCRAM-SHA-256", "SCRAM-SHA-512"], out
+    topic = unique("tenant-a.dora")
+    sbroker.create_topic(topic)
+    for mech in ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"):
+        conf = sasl_conf(sbroker, certs, mech, user="dora", pw=pw)
+        assert produce_ck(conf, topic, [mech.encode()]) == []
+    errs = []
+    p = Producer(dict(sasl_conf(sbroker, certs, "SCRAM-SHA-512", user="dora", pw="not-it"),
+                      **{"error_cb": lambda e: errs.append(e), "message.timeout.ms": 2000}))
+    p.produce(topic, b"x")
+    p.flush(4)
+    assert any(e.code() == KafkaError._AUTHENTICATION for e in errs)
+    bad = _scram_cred("SCRAM-SHA-512", pw)
+    bad["stored_key"] = bad["stored_key"][:-8] + "AAAAAAA="
+    for b in ({"credentials": [dict(bad, iterations=10)]}, {"credentials": [bad, bad]},
+              {"credentials": [{"mechanism": "MD5"}]}, {"password": "x", "credentials": []}):
+        st, out = sbroker.http("PUT", "/v1/principals/erin", b)
+        assert st == 400 and out["error"]["code"] == "invalid_credentials", (b, out)
+    assert sbroker.http("GET", "/v1/principals/erin")[0] == 404
