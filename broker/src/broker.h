@@ -25,6 +25,7 @@ struct datasets;
 struct tiered;
 struct acls;
 struct principals;
+struct sasl_jobs;
 
 struct broker {
     struct config cfg;
@@ -46,6 +47,7 @@ struct broker {
     struct acls *acls;               /* the ACLs (acl.h); enforced when authorize is set */
     bool authorize;                  /* authorizer=acl */
     struct principals *principals;   /* SASL users (principals.h) */
+    struct sasl_jobs *sasl_jobs;     /* PLAIN password checks off the loop (kapi_sasl.h) */
     char adv_host[256]; /* advertised host and port */
     int adv_port;
     bool ready;        /* serving: /readyz answers 200 */

@@ -226,7 +226,7 @@ static bool conn_can_take(const struct conn *c)
     const struct config *cfg = &c->b->cfg;
     return c->nslots < cfg->max_inflight_requests &&
            c->out_bytes < (size_t)cfg->conn_output_limit && !c->closing &&
-           !c->close_after_send;
+           !c->close_after_send && !c->sasl_busy;
 }
 
 static void conn_set_events(struct conn *c)
@@ -262,9 +262,10 @@ static void conn_dispatch(struct conn *c, uint8_t *frame, size_t len)
     }
     if (c->sasl_raw && c->sasl_started) { /* a bare SASL token (SaslHandshake v0) */
         s->api_key = 36;
-        if (kapi_sasl_raw_token(c, s, frame, len) < 0)
+        int rc = kapi_sasl_raw_token(c, s, frame, len);
+        if (rc < 0)
             conn_close(c);
-        else
+        else if (rc == 0)
             kslot_complete(s);
         return;
     }

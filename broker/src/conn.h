@@ -49,6 +49,7 @@ struct conn {
     bool auth_pending;    /* only ApiVersions and the SASL APIs are served */
     bool sasl_raw;        /* SaslHandshake v0: tokens arrive as bare frames */
     bool sasl_started;    /* a mechanism was chosen; tokens may follow */
+    bool sasl_busy;       /* a password check is running: take no request */
     int8_t sasl_mech;     /* enum sasl_mech_id */
     struct scram_server *scram;
     int64_t auth_deadline_us;  /* authenticate (again, KIP-368) by then; 0: no deadline */

@@ -14,6 +14,7 @@
 #include "retention.h"
 #include "store.h"
 #include "dataset.h"
+#include "kapi_sasl.h"
 #include "kapi_share.h"
 #include "sgroup.h"
 #include "share.h"
@@ -115,6 +116,7 @@ static int open_security(struct broker *b)
         return -1;
     }
     if (!(b->principals = principals_open(b->store, b->cfg.sasl_scram_iterations)) ||
+        !(b->sasl_jobs = sasl_jobs_new(b->loop)) ||
         !(b->acls = acls_open(b->store, b->cfg.super_users)))
         return -1;
     b->authorize = !strcmp(az, "acl");
@@ -220,6 +222,7 @@ static void stop(struct runtime *rt)
     admin_free(b->admin);
     retention_free(rt->retention);
     server_free(b->server);
+    sasl_jobs_free(b->sasl_jobs); /* after the server: no slot waits on a check */
     fetcher_free(b->fetcher);
     tiered_free(b->tiered); /* after the server: its pending ListOffsets are cancelled */
     datasets_free(b->datasets); /* after the server: no fetch waits on a block */
