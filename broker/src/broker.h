@@ -26,6 +26,7 @@ struct tiered;
 struct acls;
 struct principals;
 struct sasl_jobs;
+struct quotas;
 
 struct broker {
     struct config cfg;
@@ -48,6 +49,7 @@ struct broker {
     bool authorize;                  /* authorizer=acl */
     struct principals *principals;   /* SASL users (principals.h) */
     struct sasl_jobs *sasl_jobs;     /* PLAIN password checks off the loop (kapi_sasl.h) */
+    struct quotas *quotas;           /* byte-rate quotas per principal (quota.h) */
     char adv_host[256]; /* advertised host and port */
     int adv_port;
     bool ready;        /* serving: /readyz answers 200 */

@@ -97,6 +97,8 @@ static const struct setting settings[] = {
     I32("max.connections.per.ip", max_connections_per_ip, 0, 1 << 20),
     I64("connections.max.idle.ms", connections_max_idle_ms, 100, 1LL << 40),
     I64("request.read.timeout.ms", request_read_timeout_ms, 100, 1LL << 40),
+    I64("quota.produce.bytes.per.second", quota_produce_bps, 0, 1LL << 40),
+    I64("quota.fetch.bytes.per.second", quota_fetch_bps, 0, 1LL << 40),
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])

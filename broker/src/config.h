@@ -81,6 +81,8 @@ struct config {
     int32_t max_connections_per_ip; /* 0: no limit */
     int64_t connections_max_idle_ms; /* an idle connection is closed after this */
     int64_t request_read_timeout_ms; /* a frame must arrive whole within this */
+    int64_t quota_produce_bps;      /* per principal, bytes/s; 0: none */
+    int64_t quota_fetch_bps;
 };
 
 /* Fills in the defaults. */

@@ -178,6 +178,7 @@ static void conn_free(struct conn *c)
         slot_free(s);
     }
     flushq_del(srv, c);
+    ev_timer_stop(c->b->loop, &c->throttle);
     ev_del(c->b->loop, c->fd);
     tls_free(c->tls);
     sasl_conn_free(c);
@@ -201,6 +202,23 @@ static void conn_free(struct conn *c)
 static void conn_close(struct conn *c) { c->closing = true; }
 
 void conn_close_after_send(struct conn *c) { c->close_after_send = true; }
+
+static void on_throttle_end(struct ev_loop *l, void *arg)
+{
+    struct conn *c = arg;
+    flushq_add(c->b->server, c); /* its flush takes requests again */
+}
+
+void conn_throttle(struct conn *c, int32_t ms)
+{
+    if (!c->b->server) /* unit tests: no loop to wake it */
+        return;
+    int64_t until = ev_now_us() + (int64_t)ms * 1000;
+    if (ev_timer_active(&c->throttle) && until <= c->throttle_until_us)
+        return;
+    c->throttle_until_us = until;
+    ev_timer_start(c->b->loop, &c->throttle, (int64_t)ms * 1000);
+}
 
 void conn_abort(struct conn *c)
 {
@@ -226,7 +244,7 @@ static bool conn_can_take(const struct conn *c)
     const struct config *cfg = &c->b->cfg;
     return c->nslots < cfg->max_inflight_requests &&
            c->out_bytes < (size_t)cfg->conn_output_limit && !c->closing &&
-           !c->close_after_send && !c->sasl_busy;
+           !c->close_after_send && !c->sasl_busy && !ev_timer_active(&c->throttle);
 }
 
 static void conn_set_events(struct conn *c)
@@ -548,6 +566,7 @@ static void conn_accept_one(struct listener *ls, int fd, struct sockaddr_in *sa)
     c->in_cap = IN_MIN;
     c->id = ++srv->next_id;
     c->accepted_us = c->last_io_us = ev_now_us();
+    ev_timer_init(&c->throttle, on_throttle_end, c);
     inet_ntop(AF_INET, &sa->sin_addr, c->peer_ip, sizeof c->peer_ip);
     snprintf(c->peer, sizeof c->peer, "%s:%d", c->peer_ip, ntohs(sa->sin_port));
     snprintf(c->principal, sizeof c->principal, "User:ANONYMOUS");

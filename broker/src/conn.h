@@ -5,6 +5,7 @@
 #ifndef SLUICE_CONN_H
 #define SLUICE_CONN_H
 
+#include "ev.h"
 #include "kcodec.h"
 
 #include <stdbool.h>
@@ -54,6 +55,8 @@ struct conn {
     struct scram_server *scram;
     int64_t auth_deadline_us;  /* authenticate (again, KIP-368) by then; 0: no deadline */
     int64_t accepted_us, last_io_us, frame_start_us;
+    int64_t throttle_until_us; /* quota: not read before then (quota.h) */
+    struct ev_timer throttle;  /* ends the throttle */
     uint64_t id;
     /* input */
     uint8_t *in;
@@ -104,6 +107,9 @@ int conn_protocol(const struct conn *c);
 bool conn_auth_failed(struct conn *c);
 /* Whether c's address is refused further attempts for now. */
 bool conn_auth_blocked(const struct conn *c);
+
+/* Reads nothing more from c for ms milliseconds (a quota's throttle time). */
+void conn_throttle(struct conn *c, int32_t ms);
 
 /* Takes no more requests from c and closes it once every response has been sent. */
 void conn_close_after_send(struct conn *c);

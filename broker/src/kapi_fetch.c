@@ -11,6 +11,7 @@
 #include "kafka.h"
 #include "kapi_share.h"
 #include "log.h"
+#include "quota.h"
 #include "share_view.h"
 #include "tiered.h"
 #include "topic.h"
@@ -331,6 +332,16 @@ static int fetch_execute(struct kreq *req, kc_writer *w, struct fexec *x, int32_
     return kc_ok(r) ? 0 : -1;
 }
 
+/* Charges the bytes of a finished fetch to the principal's quota and puts the throttle
+ * time into the response (throttle_time_ms leads the body from v1). */
+static void fetch_charge(const struct kreq *req, kc_writer *w, size_t body_at,
+                         const struct fexec *x)
+{
+    int32_t ms = quota_request(req, QUOTA_FETCH, x->bytes); /* views included */
+    if (ms > 0 && req->api_version >= 1 && !w->err && w->len >= body_at + 4)
+        kc_w_patch_i32(w, body_at, ms);
+}
+
 /* ---- parking ---- */
 
 /* Drops f from the retry list. */
@@ -380,6 +391,7 @@ static void pfetch_run(struct pfetch *f, bool final)
     int rc = fetch_execute(&req, w, &x, &max_wait, &min_bytes);
     if (!final && rc == 0 && !x.error && x.bytes < f->min_bytes && !x.view_bytes && !w->err)
         return; /* hooked again; keep waiting */
+    fetch_charge(&req, w, f->body_at, &x);
     struct kslot *s = f->slot;
     s->owner = NULL;
     pfetch_free(f);
@@ -454,8 +466,10 @@ int kapi_fetch(struct kreq *req, kc_writer *w)
     int32_t max_wait, min_bytes;
     if (fetch_execute(req, w, &x, &max_wait, &min_bytes) < 0)
         return KAPI_EPARSE;
-    if (x.error || x.bytes >= min_bytes || x.view_bytes || max_wait <= 0 || req->b->draining)
+    if (x.error || x.bytes >= min_bytes || x.view_bytes || max_wait <= 0 || req->b->draining) {
+        fetch_charge(req, w, body_at, &x);
         return KAPI_DONE;
+    }
     if (max_wait > 300000)
         max_wait = 300000;
     return park(req, w, body_at, body_off, max_wait, min_bytes);

@@ -6,6 +6,7 @@
 #include "conn.h"
 #include "kafka.h"
 #include "log.h"
+#include "quota.h"
 #include "store.h"
 #include "syncer.h"
 #include "topic.h"
@@ -142,8 +143,9 @@ int kapi_produce(struct kreq *req, kc_writer *w)
     if (!kc_ok(r) || produce_walk(req, &check, NULL, acks, &wait) < 0 ||
         produce_walk(req, r, w, acks, &wait) < 0)
         return KAPI_EPARSE;
+    int32_t throttle = quota_request(req, QUOTA_PRODUCE, (int64_t)req->frame_len);
     if (req->api_version >= 1)
-        kc_w_i32(w, 0); /* throttle_time_ms */
+        kc_w_i32(w, throttle); /* throttle_time_ms */
     kc_w_tags(w, fx);
     if (acks == 0)
         return KAPI_NORESP;

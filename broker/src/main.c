@@ -11,6 +11,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "principals.h"
+#include "quota.h"
 #include "retention.h"
 #include "store.h"
 #include "dataset.h"
@@ -117,6 +118,7 @@ static int open_security(struct broker *b)
     }
     if (!(b->principals = principals_open(b->store, b->cfg.sasl_scram_iterations)) ||
         !(b->sasl_jobs = sasl_jobs_new(b->loop)) ||
+        !(b->quotas = quotas_open(b->store, b->cfg.quota_produce_bps, b->cfg.quota_fetch_bps)) ||
         !(b->acls = acls_open(b->store, b->cfg.super_users)))
         return -1;
     b->authorize = !strcmp(az, "acl");
@@ -234,6 +236,7 @@ static void stop(struct runtime *rt)
     groups_free(b->groups);
     topics_free(b->topics);
     acls_free(b->acls);
+    quotas_free(b->quotas);
     principals_free(b->principals);
     if (b->store)
         store_sync(b->store);

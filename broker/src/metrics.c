@@ -51,6 +51,7 @@ struct metrics {
     uint64_t conns_refused;  /* over max.connections or max.connections.per.ip */
     uint64_t auth[MET_NMECH][2]; /* authentications by mechanism: failed, succeeded */
     uint64_t denied;         /* requests or parts of them refused by the ACLs */
+    uint64_t throttled[2], throttle_ms[2]; /* quota throttles: produce, fetch */
     uint64_t http[MET_HTTP_MAX - MET_HTTP_MIN + 1]; /* by status code */
     uint64_t http_other;                            /* status codes outside 100..599 */
 };
@@ -118,6 +119,14 @@ void metrics_denied(struct metrics *m)
 {
     if (m)
         m->denied++;
+}
+
+void metrics_throttled(struct metrics *m, int kind, int32_t ms)
+{
+    if (!m || kind < 0 || kind > 1)
+        return;
+    m->throttled[kind]++;
+    m->throttle_ms[kind] += (uint64_t)ms;
 }
 
 void metrics_conn_close(struct metrics *m)
@@ -302,6 +311,17 @@ static void met_render_broker(struct metrics *m, kc_writer *w)
     met_family(w, "sluice_authorization_denied_total", "counter",
                "Requests (or topics, groups within them) refused by the ACLs.");
     met_printf(w, "sluice_authorization_denied_total %" PRIu64 "\n", m->denied);
+    met_family(w, "sluice_quota_throttles_total", "counter",
+               "Requests answered with a throttle time by a byte-rate quota.");
+    met_family(w, "sluice_quota_throttle_seconds_total", "counter",
+               "Throttle time handed out by byte-rate quotas.");
+    for (int k = 0; k < 2; k++) {
+        const char *kind = k ? "fetch" : "produce";
+        met_printf(w, "sluice_quota_throttles_total{kind=\"%s\"} %" PRIu64 "\n", kind,
+                   m->throttled[k]);
+        met_printf(w, "sluice_quota_throttle_seconds_total{kind=\"%s\"} %.3f\n", kind,
+                   (double)m->throttle_ms[k] / 1000.0);
+    }
     met_family(w, "sluice_bad_frames_total", "counter",
                "Malformed or rejected Kafka frames (each closed its connection).");
     met_printf(w, "sluice_bad_frames_total %" PRIu64 "\n", m->bad_frames);

@@ -25,6 +25,8 @@ void metrics_conn_refused(struct metrics *m);
 /* mech: "ssl" (client certificate), "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512". */
 void metrics_auth(struct metrics *m, const char *mech, bool ok);
 void metrics_denied(struct metrics *m);
+/* A request throttled by a quota (kind: QUOTA_PRODUCE or QUOTA_FETCH) for ms. */
+void metrics_throttled(struct metrics *m, int kind, int32_t ms);
 /* HTTP admin request with its status code. */
 void metrics_http(struct metrics *m, int status);
 

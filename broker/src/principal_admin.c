@@ -6,6 +6,7 @@
 #include "acl.h"
 #include "broker.h"
 #include "principals.h"
+#include "quota.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -133,7 +134,9 @@ cJSON *principal_admin_get(struct broker *b, const char *name)
     struct acl_collect ac = {cJSON_CreateArray()};
     struct acl_binding f = principal_filter(principal);
     acls_foreach(b->acls, &f, collect_acl, &ac);
-    if (!principals_exists(b->principals, name) && cJSON_GetArraySize(ac.arr) == 0) {
+    int64_t unused[QUOTA_KINDS];
+    if (!principals_exists(b->principals, name) && cJSON_GetArraySize(ac.arr) == 0 &&
+        !quotas_get(b->quotas, principal, unused)) {
         cJSON_Delete(ac.arr);
         return NULL;
     }
@@ -142,6 +145,12 @@ cJSON *principal_admin_get(struct broker *b, const char *name)
     cJSON_AddStringToObject(o, "principal", principal);
     cJSON_AddItemToObject(o, "mechanisms", mechanisms_json(b, name));
     cJSON_AddItemToObject(o, "acls", ac.arr);
+    int64_t rate[QUOTA_KINDS];
+    bool own = quotas_get(b->quotas, principal, rate);
+    cJSON *q = cJSON_AddObjectToObject(o, "quotas");
+    cJSON_AddNumberToObject(q, "produce_bytes_per_second", (double)rate[QUOTA_PRODUCE]);
+    cJSON_AddNumberToObject(q, "fetch_bytes_per_second", (double)rate[QUOTA_FETCH]);
+    cJSON_AddBoolToObject(q, "override", own);
     return o;
 }
 
@@ -313,9 +322,26 @@ cJSON *principal_admin_put(struct broker *b, const char *name, const cJSON *body
                           "password must be a non-empty string of at most 1024 bytes");
     if (acls && (!cJSON_IsArray(acls) || cJSON_GetArraySize(acls) > PADMIN_MAX_ACLS))
         return error_body(status, 400, "invalid_acls", "acls must be an array of at most 1000");
-    if (!pw && !acls && !creds)
+    const cJSON *quotas = cJSON_GetObjectItem(body, "quotas");
+    int64_t rate[QUOTA_KINDS] = {-1, -1};
+    static const char *const qkeys[QUOTA_KINDS] = {"produce_bytes_per_second",
+                                                   "fetch_bytes_per_second"};
+    if (quotas && !cJSON_IsObject(quotas))
+        return error_body(status, 400, "invalid_quotas", "quotas must be an object");
+    for (int k = 0; quotas && k < QUOTA_KINDS; k++) {
+        const cJSON *v = cJSON_GetObjectItem(quotas, qkeys[k]);
+        if (!v || cJSON_IsNull(v))
+            continue;
+        if (!cJSON_IsNumber(v) || v->valuedouble < -1 || v->valuedouble > 1e12 ||
+            v->valuedouble != (double)(int64_t)v->valuedouble)
+            return error_body(status, 400, "invalid_quotas",
+                              "a quota is an integer number of bytes per second (0: no limit, "
+                              "-1 or null: the broker default)");
+        rate[k] = (int64_t)v->valuedouble;
+    }
+    if (!pw && !acls && !creds && !quotas)
         return error_body(status, 400, "invalid_body",
-                          "give a password or credentials, acls, or both");
+                          "give a password or credentials, acls, quotas, or some of them");
     user_principal(name, principal, sizeof principal);
     struct acl_plan plan = {0};
     const cJSON *e;
@@ -336,6 +362,8 @@ cJSON *principal_admin_put(struct broker *b, const char *name, const cJSON *body
             rc = principals_set_cred(b->principals, name, m, &cred[m]);
     if (rc == 0 && acls)
         rc = apply_acls(b, principal, &plan);
+    if (rc == 0 && quotas)
+        rc = quotas_set(b->quotas, principal, rate);
     free(plan.rules);
     if (rc < 0)
         return error_body(status, 500, "storage_error", "could not store the principal");
@@ -350,6 +378,7 @@ int principal_admin_delete(struct broker *b, const char *name)
     struct acl_binding f = principal_filter(principal);
     int n = acls_delete(b->acls, &f, NULL, NULL);
     bool had = principals_delete(b->principals, name) == 0;
+    had |= quotas_delete(b->quotas, principal) == 0;
     return had || n > 0 ? 204 : 404;
 }
 

@@ -431,8 +431,9 @@ static void time_admin(struct acls *a, int n, double rate[C_CALLS][2])
                call_name[c], rate[c][0], v[0], rate[c][1], v[1], rate[c][0] / rate[c][1]);
     }
     /* with scans, a PUT scans half the final table on average */
-    printf("    %d agents set up by one PUT each: %.1f s; with full scans about %.1f h\n", n,
-           n / rate[C_REPLACE_CHANGED][0], n / (2 * rate[C_DELETE_ADD][1]) / 3600);
+    double scan_s = n / (2 * rate[C_DELETE_ADD][1]);
+    printf("    %d agents set up by one PUT each: %.1f s; with full scans about %.0f s (%.1f h)\n",
+           n, n / rate[C_REPLACE_CHANGED][0], scan_s, scan_s / 3600);
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)

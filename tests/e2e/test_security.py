@@ -644,3 +644,60 @@ def test_principal_with_pre_derived_credentials(sbroker, certs):
         st, out = sbroker.http("PUT", "/v1/principals/erin", b)
         assert st == 400 and out["error"]["code"] == "invalid_credentials", (b, out)
     assert sbroker.http("GET", "/v1/principals/erin")[0] == 404
+
+
+def _throttles(b, kind):
+    st, m = b.http("GET", "/metrics")
+    for line in m.splitlines():
+        if line.startswith('sluice_quota_throttles_total{kind="%s"}' % kind):
+            return int(line.split()[-1])
+    raise AssertionError("no throttle metric")
+
+
+def test_byte_rate_quotas(certs):
+    """A principal over its produce or fetch rate is answered with throttle_time_ms and
+    not read again until then; every record still arrives. Another principal without a
+    quota is never throttled."""
+    b = secure_broker(certs)
+    with b:
+        b.http("PUT", "/v1/principals/alice", {"password": ALICE_PW, "acls": TENANT_A,
+                                               "quotas": {"produce_bytes_per_second": 200000,
+                                                          "fetch_bytes_per_second": 200000}})
+        st, body = b.http("GET", "/v1/principals/alice")
+        assert body["quotas"] == {"produce_bytes_per_second": 200000, "fetch_bytes_per_second": 200000,
+                                  "override": True}
+        assert b.http("PUT", "/v1/principals/alice", {"quotas": {"produce_bytes_per_second": "fast"}})[0] == 400
+        topic = unique("tenant-a.q")
+        b.create_topic(topic)
+        stats = []
+        conf = dict(sasl_conf(b, certs, "PLAIN", listener="SASL_PLAINTEXT"),
+                    **{"statistics.interval.ms": 100, "stats_cb": stats.append, "linger.ms": 5})
+        vals = [os.urandom(1000) for _ in range(800)]  # 800 KB: four times the rate
+        p = Producer(conf)
+        errs = []
+        for i, v in enumerate(vals):
+            p.produce(topic, v, on_delivery=lambda e, m: errs.append(e) if e else None)
+            if i == 600:
+                p.flush(30)  # the first requests run into the quota; the rest wait it out
+        assert p.flush(30) == 0 and errs == []
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            p.poll(0.1)
+        assert _throttles(b, "produce") > 0
+        thr = [max([(br.get("throttle") or {}).get("max", 0) for br in json.loads(s)["brokers"].values()],
+                   default=0) for s in stats]
+        assert max(thr, default=0) > 0, "librdkafka saw no throttle_time_ms"
+        got = consume_ck(sasl_conf(b, certs, "PLAIN", listener="SASL_PLAINTEXT"), topic, len(vals), timeout=60)
+        assert got == vals
+        assert _throttles(b, "fetch") > 0
+        # the anonymous super user has no quota: never throttled
+        before = (_throttles(b, "produce"), _throttles(b, "fetch"))
+        assert consume_ck({"bootstrap.servers": b.bootstrap}, topic, len(vals), timeout=60) == vals
+        assert (_throttles(b, "produce"), _throttles(b, "fetch")) == before
+        # overrides persist, and DELETE removes them with the rest
+        b.restart()
+        assert b.http("GET", "/v1/principals/alice")[1]["quotas"]["override"] is True
+        assert b.http("DELETE", "/v1/principals/alice")[0] == 204
+        assert b.http("GET", "/v1/principals/alice")[0] == 404
+        assert b.stop() == 0
+        b.assert_clean()

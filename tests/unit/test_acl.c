@@ -99,13 +99,6 @@ struct coll {
     int n, cap;
 };
 
-/* A rule as text: type/pattern/name/principal/host/op/perm. */
-static void row_of(const struct acl_binding *b, char *row, size_t cap)
-{
-    snprintf(row, cap, "%d/%d/%s/%s/%s/%d/%d", b->res_type, b->pattern, b->res_name, b->principal,
-             b->host, b->op, b->perm);
-}
-
 static void collect_one(void *arg, const struct acl_binding *b)
 {
     struct coll *c = arg;
@@ -115,7 +108,8 @@ static void collect_one(void *arg, const struct acl_binding *b)
         c->rows = realloc(c->rows, (size_t)c->cap * sizeof *c->rows);
         assert_non_null(c->rows);
     }
-    row_of(b, row, sizeof row);
+    snprintf(row, sizeof row, "%d/%d/%s/%s/%s/%d/%d", b->res_type, b->pattern, b->res_name,
+             b->principal, b->host, b->op, b->perm);
     c->rows[c->n] = strdup(row);
     assert_non_null(c->rows[c->n]);
     c->n++;
@@ -1013,6 +1007,50 @@ static void test_replace_principal_fails_whole(void **state)
     free(r);
 }
 
+/* Principals come and go in numbers that grow the principal index and make long probe
+ * runs in it; each one's filter still finds exactly its rules, visiting only them. */
+static void test_principal_index_churn(void **state)
+{
+    struct afx *f = *state;
+    enum { NP = 5000 };
+    static bool present[NP];
+    char principal[32], name[32], got[256], want[256];
+    uint64_t s = 12345;
+
+    memset(present, 0, sizeof present);
+    for (int round = 0; round < 4; round++) {
+        for (int k = 0; k < NP; k++) { /* add or delete about half of them, at random */
+            int i = (int)rnd(&s, NP);
+            snprintf(principal, sizeof principal, "User:p%d", i);
+            snprintf(name, sizeof name, "t%d", i);
+            struct acl_binding b = bind(ACL_RES_TOPIC, name, ACL_PAT_LITERAL, principal, "*",
+                                        ACL_OP_READ, ACL_PERM_ALLOW);
+            struct acl_binding q = principal_filter(principal);
+            if (!present[i] && rnd(&s, 2))
+                assert_int_equal(acls_add(f->a, &b), 0);
+            else if (!present[i])
+                assert_int_equal(acls_replace_principal(f->a, principal, &b, 1), 0);
+            else if (rnd(&s, 2))
+                assert_int_equal(acls_delete(f->a, &q, NULL, NULL), 1);
+            else
+                assert_int_equal(acls_replace_principal(f->a, principal, NULL, 0), 0);
+            present[i] = !present[i];
+        }
+        size_t n = 0;
+        for (int i = 0; i < NP; i++) {
+            snprintf(principal, sizeof principal, "User:p%d", i);
+            snprintf(want, sizeof want, "2/3/t%d/%s/*/3/3", i, principal);
+            struct acl_binding q = principal_filter(principal);
+            size_t v0 = acls_visits(f->a);
+            list(f, &q, got, sizeof got);
+            assert_int_equal(acls_visits(f->a) - v0, present[i]);
+            assert_string_equal(got, present[i] ? want : "");
+            n += present[i];
+        }
+        assert_int_equal(acls_count(f->a), n);
+    }
+}
+
 /* ---- persistence */
 
 static void test_persistence(void **state)
@@ -1256,6 +1294,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_principal_filters_random, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace_principal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace_principal_fails_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_principal_index_churn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_principals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_principal_filter_among_many, setup, teardown),
     };
