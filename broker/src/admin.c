@@ -775,23 +775,39 @@ static void list_one(void *arg, struct topic *t)
     snprintf(lc->last, sizeof lc->last, "%s", t->name);
 }
 
+/* Reads ?prefix=&after=&limit= into the buffers (each cap bytes) and *limit. Returns 0,
+ * or -1 with a message in *why. */
+static int paging_params(struct areq *r, char *prefix, char *after, size_t cap, int *limit,
+                         const char **why)
+{
+    char lim[16], *endp;
+    int have;
+    *limit = ADMIN_LIST_DEFAULT;
+    if (query_param(r, "prefix", prefix, cap) < 0 || query_param(r, "after", after, cap) < 0 ||
+        (have = query_param(r, "limit", lim, sizeof lim)) < 0) {
+        *why = "bad prefix, after or limit";
+        return -1;
+    }
+    if (have) {
+        long l = strtol(lim, &endp, 10);
+        if (!lim[0] || *endp || l < 1 || l > ADMIN_LIST_MAX) {
+            *why = "limit must be 1..1000";
+            return -1;
+        }
+        *limit = (int)l;
+    }
+    return 0;
+}
+
 static enum MHD_Result h_list(struct areq *r, const char *seg)
 {
     struct list_ctx lc = {.ts = r->a->b->topics};
-    char prefix[TOPIC_NAME_MAX + 1], after[TOPIC_NAME_MAX + 1], lim[16];
-    int limit = ADMIN_LIST_DEFAULT, have;
+    char prefix[TOPIC_NAME_MAX + 1], after[TOPIC_NAME_MAX + 1];
+    int limit;
     bool more = false;
-    char *endp;
-    if (query_param(r, "prefix", prefix, sizeof prefix) < 0 ||
-        query_param(r, "after", after, sizeof after) < 0 ||
-        (have = query_param(r, "limit", lim, sizeof lim)) < 0)
-        return reply_error(r, 400, "invalid_argument", "bad prefix, after or limit");
-    if (have) {
-        long l = strtol(lim, &endp, 10);
-        if (!lim[0] || *endp || l < 1 || l > ADMIN_LIST_MAX)
-            return reply_error(r, 400, "invalid_argument", "limit must be 1..1000");
-        limit = (int)l;
-    }
+    const char *why;
+    if (paging_params(r, prefix, after, sizeof prefix, &limit, &why) < 0)
+        return reply_error(r, 400, "invalid_argument", why);
     cJSON *j = cJSON_CreateObject();
     lc.arr = cJSON_AddArrayToObject(j, "topics");
     if (!lc.arr) {
@@ -1174,19 +1190,11 @@ static enum MHD_Result h_topic_action(struct areq *r, const char *seg)
 
 static enum MHD_Result h_principals(struct areq *r, const char *seg)
 {
-    char prefix[PRINCIPAL_NAME_MAX + 1], after[PRINCIPAL_NAME_MAX + 1], lim[16];
-    int limit = ADMIN_LIST_DEFAULT, have;
-    char *endp;
-    if (query_param(r, "prefix", prefix, sizeof prefix) < 0 ||
-        query_param(r, "after", after, sizeof after) < 0 ||
-        (have = query_param(r, "limit", lim, sizeof lim)) < 0)
-        return reply_error(r, 400, "invalid_argument", "bad prefix, after or limit");
-    if (have) {
-        long l = strtol(lim, &endp, 10);
-        if (!lim[0] || *endp || l < 1 || l > ADMIN_LIST_MAX)
-            return reply_error(r, 400, "invalid_argument", "limit must be 1..1000");
-        limit = (int)l;
-    }
+    char prefix[PRINCIPAL_NAME_MAX + 1], after[PRINCIPAL_NAME_MAX + 1];
+    int limit;
+    const char *why;
+    if (paging_params(r, prefix, after, sizeof prefix, &limit, &why) < 0)
+        return reply_error(r, 400, "invalid_argument", why);
     return reply_json(r, 200,
                       principal_admin_list(r->a->b, prefix, after[0] ? after : NULL, limit));
 }
