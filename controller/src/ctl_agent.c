@@ -1,13 +1,16 @@
 /* ctl_agent.c: AgentChannel resources. Each creates the agent's topics
- * <tenant>.<agentId>.<name>, a principal whose ACLs cover only those topics, and a
- * Secret (owned by the AgentChannel) with username, password and bootstrap. A broker
- * without /v1/principals (404) gets reason PrincipalsUnsupported; topics and the Secret
- * are still made. */
+ * <tenant>.<agentId>.<name>, a principal <tenant>.<agentId> whose ACLs cover only those
+ * topics and the consumer groups named with its prefix "<tenant>.<agentId>.", and a
+ * Secret (owned by the AgentChannel) with username, password, bootstrap and that group
+ * prefix. A broker without /v1/principals (404) gets reason PrincipalsUnsupported;
+ * topics and the Secret are still made. Topics dropped from the spec are deleted. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl_agent.h"
 #include "ctl_rec.h"
+#include "ctl_scram.h"
 #include "ctl_topic.h"
 #include "ctl_util.h"
 
@@ -98,8 +101,9 @@ static cJSON *b64_str(const char *s)
 /* Reads the password from an existing Secret, or creates the Secret with a fresh one.
  * Returns 0 with password filled, or -1 with the outcome set. */
 static int agent_secret(struct ctl_rec *r, const char *sname, const char *principal,
-                        char *password, size_t cap)
+                        char *password, size_t cap, bool *created)
 {
+    *created = false;
     char path[1024];
     cJSON *sec = NULL;
     snprintf(path, sizeof path, "/api/v1/namespaces/%s/secrets/%s", r->ns, sname);
@@ -152,6 +156,9 @@ static int agent_secret(struct ctl_rec *r, const char *sname, const char *princi
     cJSON_AddItemToObject(data, "username", b64_str(principal));
     cJSON_AddItemToObject(data, "password", b64_str(password));
     cJSON_AddItemToObject(data, "bootstrap", b64_str(r->w->ctrl->cfg.bootstrap));
+    char prefix[210];
+    snprintf(prefix, sizeof prefix, "%s.", principal);
+    cJSON_AddItemToObject(data, "groupPrefix", b64_str(prefix));
     cJSON *out = NULL;
     snprintf(path, sizeof path, "/api/v1/namespaces/%s/secrets", r->ns);
     st = ctl_kube_json(&r->w->kc, "POST", path, sec, NULL, &out);
@@ -160,6 +167,7 @@ static int agent_secret(struct ctl_rec *r, const char *sname, const char *princi
     if (st == 201 || st == 200) {
         ctl_rec_event(r, false, "SecretCreated", "created Secret %s for principal %s", sname,
                       principal);
+        *created = true;
         return 0;
     }
     ctl_rec_outcome(r, false, "KubernetesError", "creating Secret %s: HTTP %ld", sname, st);
@@ -167,39 +175,189 @@ static int agent_secret(struct ctl_rec *r, const char *sname, const char *princi
     return -1;
 }
 
-/* PUTs the principal. Returns 1 when the broker serves principals, 0 when it does not
- * (404), -1 on error (outcome set). */
+/* Adds one ACL entry allowing ops (NULL-terminated) on resource name. */
+static void acl_add(cJSON *acls, const char *resource, const char *name, const char *pattern,
+                    const char *const *ops)
+{
+    cJSON *a = cJSON_CreateObject(), *o = cJSON_AddArrayToObject(a, "operations");
+    cJSON_AddStringToObject(a, "resource", resource);
+    cJSON_AddStringToObject(a, "name", name);
+    cJSON_AddStringToObject(a, "pattern", pattern);
+    cJSON_AddStringToObject(a, "permission", "allow");
+    cJSON_AddStringToObject(a, "host", "*");
+    for (int i = 0; ops[i]; i++)
+        cJSON_AddItemToArray(o, cJSON_CreateString(ops[i]));
+    cJSON_AddItemToArray(acls, a);
+}
+
+/* The whole ACL set goes in every PUT: the broker replaces the principal's ACLs with it.
+ * The group ACL lets the agent consume its input with a group named, e.g.,
+ * "<principal>.worker". */
+cJSON *ctl_agent_principal_body(const char *principal, const char *password,
+                                const struct ctl_topic_want *want, int n)
+{
+    static const char *const topic_ops[] = {"Read", "Write", "Describe", NULL};
+    static const char *const group_ops[] = {"Read", "Describe", NULL};
+    char prefix[210];
+    cJSON *body = cJSON_CreateObject(), *acls = cJSON_AddArrayToObject(body, "acls");
+    if (!acls || (password && !cJSON_AddStringToObject(body, "password", password))) {
+        cJSON_Delete(body);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++)
+        acl_add(acls, "topic", want[i].name, "literal", topic_ops);
+    snprintf(prefix, sizeof prefix, "%s.", principal);
+    acl_add(acls, "group", prefix, "prefixed", group_ops);
+    return body;
+}
+
+static bool str_in(const cJSON *arr, const char *s)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        if (cJSON_IsString(it) && !strcmp(it->valuestring, s))
+            return true;
+    }
+    return false;
+}
+
+/* True when ACL entries a and b (grouped by resource, name, pattern, permission and
+ * host, as the broker shows them) are the same, operations compared as sets. */
+static bool acl_equal(const cJSON *a, const cJSON *b)
+{
+    static const char *const keys[] = {"resource", "name", "pattern", "permission", "host", NULL};
+    const cJSON *oa = cJSON_GetObjectItemCaseSensitive(a, "operations"), *op;
+    const cJSON *ob = cJSON_GetObjectItemCaseSensitive(b, "operations");
+    for (int i = 0; keys[i]; i++) {
+        const char *x = ctl_jstr(a, keys[i]), *y = ctl_jstr(b, keys[i]);
+        if (!x || !y || strcmp(x, y))
+            return false;
+    }
+    if (cJSON_GetArraySize(oa) != cJSON_GetArraySize(ob))
+        return false;
+    cJSON_ArrayForEach(op, oa)
+    {
+        if (!cJSON_IsString(op) || !str_in(ob, op->valuestring))
+            return false;
+    }
+    return true;
+}
+
+/* True when the broker's view of the principal (GET /v1/principals/{name}) has both
+ * SCRAM credentials and exactly the ACLs of want (a PUT body). */
+static bool principal_in_step(const cJSON *have, const cJSON *want)
+{
+    const cJSON *mechs = cJSON_GetObjectItemCaseSensitive(have, "mechanisms"), *w, *h;
+    const cJSON *ha = cJSON_GetObjectItemCaseSensitive(have, "acls");
+    const cJSON *wa = cJSON_GetObjectItemCaseSensitive(want, "acls");
+    if (!str_in(mechs, "SCRAM-SHA-256") || !str_in(mechs, "SCRAM-SHA-512") ||
+        cJSON_GetArraySize(ha) != cJSON_GetArraySize(wa))
+        return false;
+    cJSON_ArrayForEach(w, wa)
+    {
+        bool found = false;
+        cJSON_ArrayForEach(h, ha) found = found || acl_equal(h, w);
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* PUTs body; with creds, SCRAM credentials derived here from password go with it, and a
+ * broker that does not take them (no mechanisms in its answer) gets the password. */
+static void principal_put(struct ctl_rec *r, const char *path, cJSON *body, bool creds,
+                          const char *password, struct ctl_bresp *b)
+{
+    if (creds) {
+        cJSON *c = ctl_scram_credentials(password);
+        if (c)
+            cJSON_AddItemToObject(body, "credentials", c);
+        else
+            cJSON_AddStringToObject(body, "password", password);
+    }
+    ctl_broker_call(&r->w->bc, "PUT", path, body, b);
+    if (!creds || (b->status != 200 && b->status != 201) ||
+        str_in(cJSON_GetObjectItemCaseSensitive(b->json, "mechanisms"), "SCRAM-SHA-512"))
+        return;
+    ctl_bresp_free(b);
+    cJSON_DeleteItemFromObjectCaseSensitive(body, "credentials");
+    cJSON_DeleteItemFromObjectCaseSensitive(body, "password");
+    cJSON_AddStringToObject(body, "password", password);
+    ctl_broker_call(&r->w->bc, "PUT", path, body, b);
+}
+
+/* Brings the principal in step: nothing when the broker already has its credentials and
+ * exactly its ACLs; else a PUT of the ACLs, with credentials when the principal is new,
+ * has none, or the Secret has just been made (the password is the controller's own: it
+ * is never read back from the broker). Returns 1 when the broker serves principals, 0
+ * when it does not (404), -1 on error (outcome set). */
 static int agent_principal(struct ctl_rec *r, const char *principal, const char *password,
-                           const struct ctl_topic_want *want, int n)
+                           bool new_password, const struct ctl_topic_want *want, int n)
 {
     char path[512], esc[300];
     struct ctl_bresp b;
     if (ctl_path_escape(principal, esc, sizeof esc) < 0)
         return -1;
     snprintf(path, sizeof path, "/v1/principals/%s", esc);
-    cJSON *body = cJSON_CreateObject(), *acls = cJSON_AddArrayToObject(body, "acls");
-    cJSON_AddStringToObject(body, "password", password);
-    for (int i = 0; i < n; i++) {
-        cJSON *a = cJSON_CreateObject(), *ops = cJSON_AddArrayToObject(a, "operations");
-        cJSON_AddStringToObject(a, "resource", "topic");
-        cJSON_AddStringToObject(a, "name", want[i].name);
-        cJSON_AddStringToObject(a, "pattern", "literal");
-        cJSON_AddItemToArray(ops, cJSON_CreateString("Read"));
-        cJSON_AddItemToArray(ops, cJSON_CreateString("Write"));
-        cJSON_AddItemToArray(ops, cJSON_CreateString("Describe"));
-        cJSON_AddItemToArray(acls, a);
+    cJSON *body = ctl_agent_principal_body(principal, NULL, want, n);
+    if (!body) {
+        ctl_rec_outcome(r, false, "InternalError", "out of memory");
+        r->retry = true;
+        return -1;
     }
-    ctl_broker_call(&r->w->bc, "PUT", path, body, &b);
-    cJSON_Delete(body);
-    int rc = 1;
-    if (b.status == 404)
-        rc = 0;
-    else if (b.status != 200 && b.status != 201 && b.status != 204) {
-        ctl_rec_broker_error(r, "setting the principal", &b);
-        rc = -1;
-    }
+    ctl_broker_call(&r->w->bc, "GET", path, NULL, &b);
+    bool exists = b.status == 200;
+    bool creds = new_password || !exists ||
+                 !str_in(cJSON_GetObjectItemCaseSensitive(b.json, "mechanisms"), "SCRAM-SHA-512");
+    bool in_step = exists && !new_password && principal_in_step(b.json, body);
     ctl_bresp_free(&b);
+    int rc = 1;
+    if (!in_step) {
+        principal_put(r, path, body, creds, password, &b);
+        if (b.status == 404)
+            rc = 0;
+        else if (b.status != 200 && b.status != 201 && b.status != 204) {
+            ctl_rec_broker_error(r, "setting the principal", &b);
+            rc = -1;
+        } else
+            ctl_info("AgentChannel %s/%s: principal %s set%s", r->ns, r->name, principal,
+                     creds ? " with new credentials" : " (ACLs)");
+        ctl_bresp_free(&b);
+    }
+    cJSON_Delete(body);
     return rc;
+}
+
+/* Deletes the broker topics the status lists that the spec no longer has. Returns 0,
+ * or -1 with the outcome set. */
+static int agent_prune(struct ctl_rec *r, const struct ctl_topic_want *want, int n)
+{
+    const cJSON *old = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(r->obj, "status"), "topics"), *t;
+    char path[1024];
+    struct ctl_bresp b;
+    cJSON_ArrayForEach(t, old)
+    {
+        const char *tn = ctl_jstr(t, "topicName");
+        int i = 0;
+        while (tn && i < n && strcmp(want[i].name, tn))
+            i++;
+        if (!tn || i < n || ctl_broker_topic_path(tn, NULL, path, sizeof path) < 0)
+            continue;
+        ctl_broker_call(&r->w->bc, "DELETE", path, NULL, &b);
+        if (b.status != 204 && b.status != 200 && b.status != 404) {
+            ctl_rec_broker_error(r, "deleting a topic dropped from the spec", &b);
+            ctl_bresp_free(&b);
+            return -1;
+        }
+        ctl_bresp_free(&b);
+        ctl_info("AgentChannel %s/%s: deleted broker topic %s (no longer in the spec)", r->ns,
+                 r->name, tn);
+        ctl_rec_event(r, false, "TopicDeleted", "deleted broker topic %s (no longer in the spec)",
+                      tn);
+    }
+    return 0;
 }
 
 /* Deletes the channel's topics and principal, then drops the finalizer. */
@@ -221,6 +379,8 @@ static void agent_finalize(struct ctl_rec *r, const struct ctl_topic_want *want,
         }
         ctl_bresp_free(&b);
     }
+    if (agent_prune(r, want, n) < 0) /* topics the status lists that the spec lost */
+        return;
     if (ctl_path_escape(principal, esc, sizeof esc) == 0) {
         snprintf(path, sizeof path, "/v1/principals/%s", esc);
         ctl_broker_call(&r->w->bc, "DELETE", path, NULL, &b);
@@ -253,12 +413,15 @@ void ctl_agent_reconcile(struct ctl_rec *r)
         return;
     }
     spec = cJSON_GetObjectItemCaseSensitive(r->obj, "spec"); /* r->obj was replaced */
-    cJSON *list = cJSON_AddArrayToObject(r->status, "topics");
+    ctl_rec_carry_status(r); /* a failure below keeps the last topic list (for pruning) */
+    cJSON *list = cJSON_CreateArray();
     for (int i = 0; i < n; i++) {
         cJSON *tj = NULL;
         bool created = false;
-        if (ctl_topic_ensure(r, &want[i], &tj, &created) < 0)
+        if (ctl_topic_ensure(r, &want[i], &tj, &created) < 0) {
+            cJSON_Delete(list);
             return;
+        }
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "name", names[i]);
         cJSON_AddStringToObject(e, "topicName", want[i].name);
@@ -268,13 +431,22 @@ void ctl_agent_reconcile(struct ctl_rec *r)
         cJSON_AddItemToArray(list, e);
         cJSON_Delete(tj);
     }
-    cJSON_AddNumberToObject(r->status, "topicCount", n);
-    agent_secret_name(r, spec, sname, sizeof sname);
-    if (agent_secret(r, sname, principal, password, sizeof password) < 0)
+    if (agent_prune(r, want, n) < 0) {
+        cJSON_Delete(list);
         return;
-    cJSON_AddStringToObject(r->status, "secretName", sname);
-    cJSON_AddStringToObject(r->status, "principal", principal);
-    int pr = agent_principal(r, principal, password, want, n);
+    }
+    ctl_status_put(r->status, "topics", list);
+    ctl_status_put(r->status, "topicCount", cJSON_CreateNumber(n));
+    agent_secret_name(r, spec, sname, sizeof sname);
+    bool new_password = false;
+    if (agent_secret(r, sname, principal, password, sizeof password, &new_password) < 0)
+        return;
+    char prefix[210];
+    snprintf(prefix, sizeof prefix, "%s.", principal);
+    ctl_status_put(r->status, "secretName", cJSON_CreateString(sname));
+    ctl_status_put(r->status, "principal", cJSON_CreateString(principal));
+    ctl_status_put(r->status, "groupPrefix", cJSON_CreateString(prefix));
+    int pr = agent_principal(r, principal, password, new_password, want, n);
     memset(password, 0, sizeof password);
     if (pr < 0)
         return;

@@ -15,7 +15,6 @@
 
 #define CTL_FINALIZER "sluice.dev/finalizer"
 #define CTL_GROUP_VERSION "sluice.dev/v1alpha1"
-#define CTL_NRECONCILED 3 /* Topic, AgentChannel, TrainingDataset: the kinds with queues */
 
 struct ctl_config {
     const char *kubeconfig;
@@ -33,6 +32,7 @@ struct ctl_config {
     double qps, burst;
     int watch_timeout_s;
     int broker_timeout_ms;
+    unsigned job_kinds; /* bit (1u << kind) for each training-job kind to watch */
 };
 
 struct ctl_ctrl {
@@ -42,6 +42,10 @@ struct ctl_ctrl {
     pthread_cond_t cv;  /* signalled when work may be ready or on stop */
     struct ctl_cache cache[CTL_NKINDS];
     struct ctl_queue queue[CTL_NRECONCILED];
+    /* TrainingDataset key -> "<warm key>|<percent>|<requestedAt>" of the last warm asked
+     * for: the informer cache may not show that status write yet when the dataset is
+     * reconciled again, and a warm must not be asked for twice */
+    struct ctl_cache warmed;
     bool synced[CTL_NKINDS];
     int leader;   /* atomic: 1 while this replica may act */
     int stopping; /* atomic */
@@ -61,6 +65,10 @@ static inline bool ctl_stopping(struct ctl_ctrl *c)
 /* Resource paths for a kind: the collection, across namespaces or in ns. */
 const char *ctl_kind_plural(enum ctl_kind k);
 const char *ctl_kind_api(enum ctl_kind k); /* "/apis/sluice.dev/v1alpha1" or "/api/v1" */
+/* Parses a comma-separated list of job kinds by plural ("jobs,pytorchjobs,jobsets,
+ * workloads"; "" or "none": none) into a mask of (1u << kind). Returns 0, or -1 naming
+ * the unknown one in err. */
+int ctl_job_kinds_parse(const char *s, unsigned *mask, char *err, size_t errcap);
 /* Writes the path of one object (ns/name) with an optional suffix ("/status"). */
 int ctl_object_path(enum ctl_kind k, const char *ns, const char *name, const char *suffix,
                     char *buf, size_t cap);

@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl_jobs.h"
 #include "ctl_util.h"
 
 #define WATCH_ERR_MAX (64u << 10)
+#define ABSENT_RETRY_MS 60000 /* a job kind the cluster does not serve: look again */
 
 int ctl_informer_init(struct ctl_informer *inf, struct ctl_ctrl *c, enum ctl_kind kind)
 {
@@ -23,6 +25,10 @@ int ctl_informer_init(struct ctl_informer *inf, struct ctl_ctrl *c, enum ctl_kin
         snprintf(inf->path, sizeof inf->path, "%s/%s", ctl_kind_api(kind), ctl_kind_plural(kind));
     ctl_linebuf_init(&inf->lb, CTL_WATCH_MAX_LINE);
     ctl_backoff_init(&inf->bo, 500, 30000);
+    if (ctl_kind_is_job(kind) && !(c->cfg.job_kinds & (1u << kind))) {
+        inf->state = CTL_INF_OFF;
+        c->synced[kind] = true; /* nothing to wait for */
+    }
     return 0;
 }
 
@@ -59,7 +65,7 @@ static const char *j_str(const cJSON *o, const char *k)
 static const char *inf_idx(enum ctl_kind k, const cJSON *obj)
 {
     const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-    if (k == CTL_KIND_POD)
+    if (k == CTL_KIND_POD || ctl_kind_is_job(k))
         return j_str(md, "namespace");
     if (k != CTL_KIND_TOPIC)
         return NULL;
@@ -143,7 +149,7 @@ static void inf_affects(struct ctl_informer *inf, const char *key, const char *o
                         const char *new_idx)
 {
     struct ctl_ctrl *c = inf->ctrl;
-    if (inf->kind == CTL_KIND_POD) {
+    if (inf->kind == CTL_KIND_POD || ctl_kind_is_job(inf->kind)) {
         const char *ns = new_idx ? new_idx : old_idx;
         struct enq_ns e = {c, ns ? ns : "", ns ? strlen(ns) : 0};
         ctl_cache_foreach(&c->cache[CTL_KIND_DATASET], enq_dataset_in_ns, &e);
@@ -161,31 +167,36 @@ static void inf_affects(struct ctl_informer *inf, const char *key, const char *o
 }
 
 /* True when new differs from the cached old in what reconciles act on: generation,
- * deletion, finalizers, labels or owner (status-only updates are not). */
-static bool inf_changed(const char *old_json, const cJSON *obj)
+ * deletion, finalizers, labels or owner (status-only updates are not). A compacted
+ * object (pods, jobs) holds only what matters, so any change but its resourceVersion
+ * counts. */
+static bool inf_changed(enum ctl_kind k, const char *old_json, const cJSON *obj)
 {
     if (!old_json)
         return true;
     cJSON *old = cJSON_Parse(old_json);
     if (!old)
         return true;
+    bool changed = false;
+    if (k == CTL_KIND_POD || ctl_kind_is_job(k)) {
+        cJSON *a = cJSON_Duplicate(obj, 1);
+        cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(a, "metadata"),
+                                                "resourceVersion");
+        cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(old, "metadata"),
+                                                "resourceVersion");
+        changed = !a || !cJSON_Compare(a, old, true);
+        cJSON_Delete(a);
+        cJSON_Delete(old);
+        return changed;
+    }
     static const char *const keys[] = {"generation", "deletionTimestamp", "finalizers", "labels",
                                        "uid", NULL};
     const cJSON *om = cJSON_GetObjectItemCaseSensitive(old, "metadata");
     const cJSON *nm = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-    bool changed = false;
     for (int i = 0; keys[i] && !changed; i++) {
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(om, keys[i]);
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(nm, keys[i]);
         changed = (a == NULL) != (b == NULL) || (a && !cJSON_Compare(a, b, true));
-    }
-    /* a resource without generation tracking (pods): compare the compact form */
-    if (!changed && !cJSON_GetObjectItemCaseSensitive(nm, "generation")) {
-        const cJSON *a = cJSON_GetObjectItemCaseSensitive(old, "phase");
-        const cJSON *b = cJSON_GetObjectItemCaseSensitive(obj, "phase");
-        const cJSON *ga = cJSON_GetObjectItemCaseSensitive(old, "gpus");
-        const cJSON *gb = cJSON_GetObjectItemCaseSensitive(obj, "gpus");
-        changed = !cJSON_Compare(a, b, true) || !cJSON_Compare(ga, gb, true);
     }
     cJSON_Delete(old);
     return changed;
@@ -199,12 +210,14 @@ static void inf_upsert(struct ctl_informer *inf, cJSON *obj)
     cJSON *compact = NULL;
     if (inf->kind == CTL_KIND_POD)
         obj = compact = ctl_pod_compact(obj);
+    else if (ctl_kind_is_job(inf->kind))
+        obj = compact = ctl_job_compact(inf->kind, obj);
     else
         ctl_obj_strip(obj);
     if (!obj || ctl_obj_key(obj, key, sizeof key) < 0)
         goto out;
     const struct ctl_obj *old = ctl_cache_find(cache, key);
-    bool changed = inf_changed(old ? old->json : NULL, obj);
+    bool changed = inf_changed(inf->kind, old ? old->json : NULL, obj);
     char *json = cJSON_PrintUnformatted(obj), *old_idx = NULL;
     const char *idx = inf_idx(inf->kind, obj);
     if (!json || ctl_cache_put(cache, key, json, idx, &old_idx) < 0) {
@@ -441,9 +454,43 @@ static int inf_list_page(struct ctl_informer *inf)
     return 0;
 }
 
+/* A job kind the cluster does not serve or lets us read: empty it, call it synced (so
+ * that datasets are not held up), and look again in a minute. */
+static void inf_absent(struct ctl_informer *inf, CURLM *m, long status)
+{
+    struct ctl_ctrl *c = inf->ctrl;
+    inf_release(inf, m);
+    free(inf->cont);
+    inf->cont = NULL;
+    pthread_mutex_lock(&c->mu);
+    ctl_cache_begin_relist(&c->cache[inf->kind]);
+    size_t gone = ctl_cache_sweep(&c->cache[inf->kind], inf_sweep_one, inf);
+    c->synced[inf->kind] = true;
+    ctl_update_gauges_locked(c);
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (!inf->absent || gone)
+        ctl_info("%s: %s (HTTP %ld); not watching it, looking again every %d s",
+                 ctl_kind_name(inf->kind), status == 404 ? "not served by this cluster"
+                                                         : "not allowed to list it",
+                 status, ABSENT_RETRY_MS / 1000);
+    inf->absent = true;
+    inf->state = CTL_INF_WAITING;
+    inf->relist = true;
+    inf->due_ms = ctl_now_ms() + ABSENT_RETRY_MS;
+}
+
 static void inf_list_done(struct ctl_informer *inf, CURLM *m, CURLcode rc, long status)
 {
+    if (rc == CURLE_OK && (status == 404 || status == 403) && ctl_kind_is_job(inf->kind)) {
+        inf_absent(inf, m, status);
+        return;
+    }
     if (rc == CURLE_OK && status == 200 && inf_list_page(inf) == 0) {
+        if (inf->absent && !inf->cont)
+            ctl_info("%s: now served; watching it", ctl_kind_name(inf->kind));
+        if (!inf->cont)
+            inf->absent = false;
         inf_release(inf, m);
         ctl_backoff_reset(&inf->bo);
         inf->state = CTL_INF_WAITING;
@@ -492,7 +539,7 @@ static void inf_watch_done(struct ctl_informer *inf, CURLM *m, CURLcode rc, long
     ctl_warn("%s: watch failed: %s (HTTP %ld)", ctl_kind_name(inf->kind),
              rc != CURLE_OK ? curl_easy_strerror(rc) : "ended at once", status);
     ctl_metric_watch_restart(inf->kind, CTL_WR_ERROR);
-    inf_retry_later(inf, false);
+    inf_retry_later(inf, status == 404 || status == 403); /* gone or forbidden: list again */
 }
 
 void ctl_informer_done(struct ctl_informer *inf, CURLM *m, CURLcode rc)

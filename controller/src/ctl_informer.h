@@ -2,7 +2,10 @@
  * It pages through the list (limit=500), watches from the list's resourceVersion with
  * bookmarks and a server timeout, reconnects when the watch ends, relists on 410 Gone
  * (HTTP status or ERROR event), and backs off with jitter on errors. Every change goes
- * into the kind's cache and queues the keys that need a reconcile. */
+ * into the kind's cache and queues the keys that need a reconcile. A training-job kind
+ * is optional: when the cluster does not serve it (404, no such CRD) or RBAC does not
+ * allow it (403), its cache is empty and synced, and the list is tried again each
+ * minute; a kind not configured (SLUICE_JOB_KINDS) is never requested. */
 #ifndef CTL_INFORMER_H
 #define CTL_INFORMER_H
 
@@ -18,7 +21,7 @@
 #define CTL_WATCH_MAX_LINE (16u << 20) /* one watch event; larger ones are skipped */
 #define CTL_LIST_PAGE 500
 
-enum ctl_inf_state { CTL_INF_WAITING, CTL_INF_LISTING, CTL_INF_WATCHING };
+enum ctl_inf_state { CTL_INF_WAITING, CTL_INF_LISTING, CTL_INF_WATCHING, CTL_INF_OFF };
 
 struct ctl_informer {
     struct ctl_ctrl *ctrl;
@@ -33,6 +36,7 @@ struct ctl_informer {
     char rv[64];
     char *cont; /* list continue token */
     bool gone;  /* the watch sent ERROR 410 */
+    bool absent; /* a job kind the cluster does not serve (404) or lets us read (403) */
     bool watch_error;
     unsigned long events; /* in the current watch */
     int64_t started_ms, due_ms;

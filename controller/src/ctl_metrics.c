@@ -8,8 +8,8 @@
 
 struct ctl_metrics ctl_metrics;
 
-static const char *const kind_names[CTL_NKINDS] = {"Topic", "AgentChannel", "TrainingDataset",
-                                                   "Pod"};
+static const char *const kind_names[CTL_NKINDS] = {
+    "Topic", "AgentChannel", "TrainingDataset", "Pod", "Job", "PyTorchJob", "JobSet", "Workload"};
 static const char *const result_names[CTL_NRESULTS] = {"success", "error", "requeue"};
 static const char *const target_names[CTL_NTARGETS] = {"kubernetes", "broker"};
 static const char *const method_names[CTL_NMETHODS] = {"GET", "POST", "PUT", "PATCH", "DELETE",
@@ -96,7 +96,7 @@ char *ctl_metrics_render(size_t *len)
     struct mbuf b = {0};
     mb_printf(&b, "# HELP sluice_controller_reconciles_total Reconciles by kind and result.\n"
                   "# TYPE sluice_controller_reconciles_total counter\n");
-    for (int k = 0; k < CTL_NKINDS - 1; k++)
+    for (int k = 0; k < CTL_NRECONCILED; k++)
         for (int r = 0; r < CTL_NRESULTS; r++)
             mb_printf(&b, "sluice_controller_reconciles_total{kind=\"%s\",result=\"%s\"} %llu\n",
                       kind_names[k], result_names[r],
@@ -129,7 +129,7 @@ char *ctl_metrics_render(size_t *len)
                   (unsigned long long)ld(&ctl_metrics.watch_events[k]));
     mb_printf(&b, "# HELP sluice_controller_queue_depth Keys waiting in the work queue.\n"
                   "# TYPE sluice_controller_queue_depth gauge\n");
-    for (int k = 0; k < CTL_NKINDS - 1; k++)
+    for (int k = 0; k < CTL_NRECONCILED; k++)
         mb_printf(&b, "sluice_controller_queue_depth{kind=\"%s\"} %llu\n", kind_names[k],
                   (unsigned long long)ld(&ctl_metrics.queue_depth[k]));
     mb_printf(&b, "# HELP sluice_controller_cache_objects Objects in the informer caches.\n"
@@ -137,6 +137,12 @@ char *ctl_metrics_render(size_t *len)
     for (int k = 0; k < CTL_NKINDS; k++)
         mb_printf(&b, "sluice_controller_cache_objects{kind=\"%s\"} %llu\n", kind_names[k],
                   (unsigned long long)ld(&ctl_metrics.cache_objects[k]));
+    mb_printf(&b, "# HELP sluice_controller_cache_bytes Bytes of object JSON and keys in the "
+                  "informer caches.\n"
+                  "# TYPE sluice_controller_cache_bytes gauge\n");
+    for (int k = 0; k < CTL_NKINDS; k++)
+        mb_printf(&b, "sluice_controller_cache_bytes{kind=\"%s\"} %llu\n", kind_names[k],
+                  (unsigned long long)ld(&ctl_metrics.cache_bytes[k]));
     mb_printf(&b, "# HELP sluice_controller_leader 1 while this replica holds the lease.\n"
                   "# TYPE sluice_controller_leader gauge\nsluice_controller_leader %llu\n",
               (unsigned long long)ld(&ctl_metrics.leader));

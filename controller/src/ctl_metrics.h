@@ -3,10 +3,32 @@
 #ifndef CTL_METRICS_H
 #define CTL_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-enum ctl_kind { CTL_KIND_TOPIC, CTL_KIND_AGENT, CTL_KIND_DATASET, CTL_KIND_POD, CTL_NKINDS };
+/* The reconciled kinds come first (they have work queues), then what they watch: pods,
+ * and the training jobs and Kueue Workloads that ask for a dataset to be warmed. */
+enum ctl_kind {
+    CTL_KIND_TOPIC,
+    CTL_KIND_AGENT,
+    CTL_KIND_DATASET,
+    CTL_KIND_POD,
+    CTL_KIND_JOB,        /* batch/v1 Job */
+    CTL_KIND_PYTORCHJOB, /* kubeflow.org/v1 PyTorchJob */
+    CTL_KIND_JOBSET,     /* jobset.x-k8s.io/v1alpha2 JobSet */
+    CTL_KIND_WORKLOAD,   /* kueue.x-k8s.io/v1beta1 Workload */
+    CTL_NKINDS
+};
+#define CTL_NRECONCILED 3 /* Topic, AgentChannel, TrainingDataset: the kinds with queues */
+
+/* True for the training-job kinds (Job, PyTorchJob, JobSet, Workload): watched only
+ * when configured, and a cluster that does not serve them (404) or does not let us read
+ * them (403) is not an error. */
+static inline bool ctl_kind_is_job(enum ctl_kind k)
+{
+    return k >= CTL_KIND_JOB && k < CTL_NKINDS;
+}
 enum ctl_result { CTL_RES_SUCCESS, CTL_RES_ERROR, CTL_RES_REQUEUE, CTL_NRESULTS };
 enum ctl_target { CTL_TGT_KUBE, CTL_TGT_BROKER, CTL_NTARGETS };
 enum ctl_watch_reason { CTL_WR_RECONNECT, CTL_WR_GONE, CTL_WR_ERROR, CTL_NWR };
@@ -21,6 +43,7 @@ struct ctl_metrics {
     uint64_t watch_events[CTL_NKINDS];
     uint64_t queue_depth[CTL_NKINDS];   /* gauge */
     uint64_t cache_objects[CTL_NKINDS]; /* gauge */
+    uint64_t cache_bytes[CTL_NKINDS];   /* gauge: JSON and keys the cache holds */
     uint64_t leader;                    /* gauge: 1 while holding the lease */
     uint64_t lease_transitions;
     uint64_t events_posted;

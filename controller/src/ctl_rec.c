@@ -59,6 +59,27 @@ void ctl_rec_free(struct ctl_rec *r)
     r->obj = r->status = NULL;
 }
 
+void ctl_rec_carry_status(struct ctl_rec *r)
+{
+    const cJSON *old = cJSON_GetObjectItemCaseSensitive(r->obj, "status");
+    cJSON *st = cJSON_IsObject(old) ? cJSON_Duplicate(old, 1) : NULL;
+    if (!st)
+        return;
+    cJSON_DeleteItemFromObjectCaseSensitive(st, "observedGeneration");
+    cJSON_DeleteItemFromObjectCaseSensitive(st, "conditions");
+    cJSON_Delete(r->status);
+    r->status = st;
+}
+
+void ctl_status_put(cJSON *st, const char *k, cJSON *v)
+{
+    if (!v)
+        return;
+    cJSON_DeleteItemFromObjectCaseSensitive(st, k);
+    if (!cJSON_AddItemToObject(st, k, v))
+        cJSON_Delete(v);
+}
+
 bool ctl_rec_deleting(const struct ctl_rec *r)
 {
     const cJSON *md = cJSON_GetObjectItemCaseSensitive(r->obj, "metadata");

@@ -65,6 +65,11 @@ void ctl_rec_event(struct ctl_rec *r, bool warning, const char *reason, const ch
 /* Maps a failed broker call onto the outcome: unreachable/5xx -> BrokerUnavailable
  * (retry), others -> reason with the broker's message. */
 void ctl_rec_broker_error(struct ctl_rec *r, const char *what, const struct ctl_bresp *b);
+/* Starts r->status from the object's status (less observedGeneration and conditions),
+ * so that what a failed reconcile did not get to recompute keeps its last value. */
+void ctl_rec_carry_status(struct ctl_rec *r);
+/* Sets member k of status object st to v (taken over), replacing an old one. */
+void ctl_status_put(cJSON *st, const char *k, cJSON *v);
 /* GETs the object afresh into r->obj. Returns 0, 1 when it is gone, -1 on error. */
 int ctl_rec_reread(struct ctl_rec *r);
 

@@ -39,6 +39,15 @@ enum ctl_result ctl_reconcile_key(struct ctl_worker *w, enum ctl_kind k, const c
     return res;
 }
 
+/* True once everything a TrainingDataset reads is listed: pods and the job kinds. */
+static bool dataset_inputs_synced(const struct ctl_ctrl *c)
+{
+    for (int k = CTL_KIND_POD; k < CTL_NKINDS; k++)
+        if (!c->synced[k])
+            return false;
+    return true;
+}
+
 /* Takes the next key, visiting the queues round-robin. Caller holds mu. */
 static char *take(struct ctl_ctrl *c, enum ctl_kind *kind, int64_t *wait_ms)
 {
@@ -46,7 +55,7 @@ static char *take(struct ctl_ctrl *c, enum ctl_kind *kind, int64_t *wait_ms)
     for (int i = 0; i < CTL_NRECONCILED; i++) {
         int k = (int)((c->rr + (unsigned)i) % CTL_NRECONCILED);
         int64_t wt;
-        if (!c->synced[k] || (k == CTL_KIND_DATASET && !c->synced[CTL_KIND_POD]))
+        if (!c->synced[k] || (k == CTL_KIND_DATASET && !dataset_inputs_synced(c)))
             continue;
         char *key = ctl_queue_get(&c->queue[k], now, &wt);
         if (key) {

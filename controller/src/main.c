@@ -59,7 +59,7 @@ static void usage(void)
             "environment: SLUICE_KUBECONFIG SLUICE_NAMESPACE SLUICE_BROKER_ADMIN SLUICE_BROKER_TOKEN\n"
             "  SLUICE_BOOTSTRAP SLUICE_METRICS_LISTEN SLUICE_RESYNC_SECONDS SLUICE_LEADER_ELECTION\n"
             "  SLUICE_POD_NAME SLUICE_LEASE_NAME SLUICE_LEASE_NAMESPACE SLUICE_WORKERS SLUICE_QPS\n"
-            "  SLUICE_WATCH_TIMEOUT_SECONDS SLUICE_LOG_LEVEL\n");
+            "  SLUICE_WATCH_TIMEOUT_SECONDS SLUICE_LOG_LEVEL SLUICE_JOB_KINDS\n");
 }
 
 /* Fills cfg from the environment, then the flags. Returns 0, 1 for --help, -1 on error. */
@@ -84,6 +84,14 @@ static int parse_config(struct ctl_config *cfg, int argc, char **argv, const cha
     cfg->watch_timeout_s = atoi(env_or("SLUICE_WATCH_TIMEOUT_SECONDS", "300"));
     cfg->broker_timeout_ms = atoi(env_or("SLUICE_BROKER_TIMEOUT_MS", "10000"));
     *log_level = env_or("SLUICE_LOG_LEVEL", "info");
+    /* the training jobs whose suspension or Kueue admission warms a dataset */
+    const char *jk = getenv("SLUICE_JOB_KINDS");
+    char err[160];
+    if (ctl_job_kinds_parse(jk ? jk : "jobs,pytorchjobs,jobsets,workloads", &cfg->job_kinds, err,
+                            sizeof err) < 0) {
+        fprintf(stderr, "sluice-controller: SLUICE_JOB_KINDS: %s\n", err);
+        return -1;
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help"))
@@ -199,6 +207,8 @@ static int ctrl_init(struct ctl_ctrl *c)
     for (int k = 0; k < CTL_NKINDS; k++)
         if (ctl_cache_init(&c->cache[k]) < 0)
             return -1;
+    if (ctl_cache_init(&c->warmed) < 0)
+        return -1;
     for (int k = 0; k < CTL_NRECONCILED; k++)
         if (ctl_queue_init(&c->queue[k], c->cfg.qps, c->cfg.burst, 1000, 300000) < 0)
             return -1;
@@ -209,6 +219,7 @@ static void ctrl_free(struct ctl_ctrl *c)
 {
     for (int k = 0; k < CTL_NKINDS; k++)
         ctl_cache_free(&c->cache[k]);
+    ctl_cache_free(&c->warmed);
     for (int k = 0; k < CTL_NRECONCILED; k++)
         ctl_queue_free(&c->queue[k]);
     ctl_kauth_free(&c->auth);

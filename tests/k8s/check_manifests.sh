@@ -25,6 +25,7 @@ value_sets() {
     echo "everything-on|--set serviceMonitor.enabled=true --set broker.s3.credentialsSecret=s3 --set broker.adminToken.secretName=admin --set broker.podDisruptionBudget.enabled=true --set controller.kueue=true --set controller.replicas=2 --set broker.replicas=3 --set broker.storage.storageClassName=fast"
     echo "one-namespace|--set controller.watchNamespace=ml --set controller.leaderElection.enabled=false"
     echo "no-controller|--set controller.enabled=false"
+    echo "no-job-kinds|--set controller.jobKinds={}"
 }
 
 deps() {
