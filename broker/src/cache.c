@@ -63,6 +63,7 @@ struct nsstat {
     struct cache_stats st;
     float lat_ms[CACHE_LAT_SAMPLES];
     uint32_t nlat; /* samples taken; the ring holds the last CACHE_LAT_SAMPLES */
+    double p99;    /* of the ring, kept up to date: figures are read on every fetch */
 };
 
 struct cache {
@@ -130,12 +131,6 @@ static void disk_stat(void *ctx, const uint8_t ns[16], size_t off, int64_t d)
     stat_add(ctx, ns, off, d);
 }
 
-static void lat_add(struct nsstat *s, double ms)
-{
-    if (s)
-        s->lat_ms[s->nlat++ % CACHE_LAT_SAMPLES] = (float)ms;
-}
-
 static int cmp_float(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
@@ -151,6 +146,15 @@ static double lat_p99(const struct nsstat *s)
     memcpy(v, s->lat_ms, n * sizeof v[0]);
     qsort(v, n, sizeof v[0], cmp_float);
     return v[(n * 99 + 99) / 100 - 1];
+}
+
+/* Adds a sample and recomputes the p99: once per origin fill, not once per read. */
+static void lat_add(struct nsstat *s, double ms)
+{
+    if (!s)
+        return;
+    s->lat_ms[s->nlat++ % CACHE_LAT_SAMPLES] = (float)ms;
+    s->p99 = lat_p99(s);
 }
 
 /* ---- entries ---- */
@@ -736,7 +740,7 @@ void cache_stats(const struct cache *c, const uint8_t ns[16], struct cache_stats
     memset(out, 0, sizeof *out);
     if (s) {
         *out = s->st;
-        out->origin.latency_p99_ms = lat_p99(s);
+        out->origin.latency_p99_ms = s->p99;
     }
     out->memory.capacity = (uint64_t)c->o.memory_bytes;
     out->disk.capacity = (uint64_t)c->o.disk_bytes;

@@ -34,8 +34,15 @@ enum { DS_META = 'M', DS_OBJ = 'O' };
 #define DS_MAX_RECORD_CAP (256LL << 20)
 #define DS_MAX_OBJECTS (64ULL << 20) /* objects in one index */
 #define DS_TICK_US 20000
+#define DS_INDEX_MIN (1ULL << 20)
 
 /* ---- configs ---- */
+
+uint64_t ds_index_cap(const struct config *cfg)
+{
+    uint64_t cap = (uint64_t)cfg->cache_memory_bytes / 8;
+    return cap < DS_INDEX_MIN ? DS_INDEX_MIN : cap;
+}
 
 int dataset_validate(const struct topic_cfg_change *cfg, int n, char *msg, size_t msglen)
 {
@@ -440,6 +447,7 @@ static void on_get(void *arg, const struct s3_result *r)
 {
     struct ds_fill *df = arg;
     struct dataset *ds = df->ds;
+    bool ok = !r->err && r->len == df->want;
     if (r->err)
         cache_fill_done(df->f, NULL, 0, r->err, r->message);
     else if (r->len != df->want)
@@ -447,6 +455,8 @@ static void on_get(void *arg, const struct s3_result *r)
     else
         cache_fill_done(df->f, r->body, r->len, 0, NULL);
     free(df);
+    if (ok)
+        ds_fill_landed(ds);
     ds->fills--;
     ds_maybe_free(ds);
 }
@@ -611,6 +621,7 @@ struct datasets *datasets_new(struct broker *b)
         return NULL;
     }
     d->block_bytes = cache_block_bytes(d->cache);
+    d->ridx_cap = ds_index_cap(&b->cfg);
     ev_timer_init(&d->tick, on_tick, d);
     ev_timer_start(b->loop, &d->tick, DS_TICK_US);
     return d;
@@ -709,6 +720,7 @@ static cJSON *cache_json(struct dataset *ds)
     j_num(o, "prefetches", (double)cs.prefetches);
     j_num(o, "prefetch_unused", (double)cs.prefetch_unused);
     j_num(o, "block_bytes", (double)ds->owner->block_bytes);
+    j_num(o, "index_bytes", (double)ds->ridx_bytes);
     return o;
 }
 
@@ -829,6 +841,12 @@ void dataset_metrics(struct broker *b, struct kc_writer *w)
     met(w, "# TYPE sluice_cache_misses_total counter\n");
     met(w, "sluice_cache_misses_total{tier=\"memory\"} %" PRIu64 "\n", all.memory.misses);
     met(w, "sluice_cache_misses_total{tier=\"disk\"} %" PRIu64 "\n", all.disk.misses);
+    met(w, "# TYPE sluice_dataset_index_bytes gauge\n");
+    met(w, "sluice_dataset_index_bytes %" PRIu64 "\n", d->ridx_bytes);
+    met(w, "# TYPE sluice_dataset_index_cap_bytes gauge\n");
+    met(w, "sluice_dataset_index_cap_bytes %" PRIu64 "\n", d->ridx_cap);
+    met(w, "# TYPE sluice_dataset_index_evictions_total counter\n");
+    met(w, "sluice_dataset_index_evictions_total %" PRIu64 "\n", d->ridx_evictions);
     met(w, "# TYPE sluice_dataset_objects gauge\n");
     for (struct dataset *ds = d->all; ds; ds = ds->next) {
         if (ds->dead)

@@ -50,9 +50,12 @@ struct ds_rec {
     uint8_t error;     /* the record is an error: name holds the message */
 };
 
-/* The records of one lines or tar object, found by reading it in order. */
+/* The records of one lines or tar object, found by reading it in order. All of them,
+ * whatever their dataset, are on one LRU list (struct datasets) under one byte cap. */
 struct ds_ridx {
     struct ds_ridx *prev, *next; /* LRU, most recent first */
+    struct dataset *ds;
+    uint64_t bytes;              /* what it holds, as counted in ridx_bytes */
     uint64_t obj;
     struct ds_rec *r;
     uint32_t n, cap;
@@ -125,9 +128,9 @@ struct dataset {
     /* reads */
     struct ds_load *loads;
     struct ds_oerr *oerrs;
-    struct ds_ridx *ridx_head, *ridx_tail;
-    uint64_t ridx_records;
+    uint64_t ridx_bytes; /* its record indexes' share of the owner's ridx_bytes */
     struct ds_part **pst; /* [parts], lazy */
+    uint32_t pf_next;     /* the partition whose readers are topped up first next time */
     int64_t fills;        /* origin requests in flight (the cache is owed their completion) */
     bool dead;            /* topic deleted: freed once fills and listing are done */
     struct ds_warm warm;
@@ -140,9 +143,17 @@ struct datasets {
     struct dataset *all;
     struct ev_timer tick; /* drives warms */
     uint64_t block_bytes;
+    /* record indexes of lines and tar objects, every dataset's: a cache, rebuilt from
+     * the blocks when needed again */
+    struct ds_ridx *ridx_head, *ridx_tail;
+    uint64_t ridx_bytes, ridx_cap, ridx_evictions;
 };
 
 /* dataset.c */
+struct config;
+/* The cap on every dataset's record indexes together: an eighth of cache.memory.bytes
+ * (1 MiB at least). They are a cache over the memory tier, so they share its setting. */
+uint64_t ds_index_cap(const struct config *cfg);
 struct dataset *ds_get(struct datasets *d, struct topic *t);
 struct dataset *ds_find_id(struct datasets *d, const uint8_t id[16]);
 void ds_key(const struct dataset *ds, uint64_t obj, uint32_t blk, struct cache_key *k);
@@ -160,5 +171,8 @@ void ds_cancel_loads(struct dataset *ds);  /* withdraws every pending waiter */
 void ds_warm_start(struct dataset *ds, int64_t bytes);
 void ds_warm_tick(struct dataset *ds);
 uint32_t ds_blocks(const struct dataset *ds, uint64_t obj);
+/* An origin request of ds completed: tops up every reader's prefetch window, so that
+ * requests stay in flight between fetches (partitions take turns going first). */
+void ds_fill_landed(struct dataset *ds);
 
 #endif

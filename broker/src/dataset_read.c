@@ -3,8 +3,10 @@
  * from the pinned bytes. A block that is not cached is loaded (one cache_get per block,
  * blocks of one record in parallel) and the read returns what it has; the partition's
  * parked fetches are woken when the block lands. Each sequential reader of a partition
- * gets a prefetch window sized by Little's law (its rate x S3 latency), and warm loads
- * a share of the dataset ahead of time.
+ * gets a prefetch window sized by Little's law (its rate x S3 latency), topped up on each
+ * read and whenever an origin request lands (so the cap on requests in flight stays used
+ * between fetches), and warm loads a share of the dataset ahead of time. The record
+ * indexes of lines and tar objects are one broker-wide cache under a byte cap.
  *
  * Records that cannot be served are still served, as error records: null value, the
  * header "sluice.error" with the reason (a line or member over source.max.record.bytes,
@@ -28,14 +30,13 @@
 
 enum { R_READY = 0, R_WAIT = 1, R_FAIL = -1, R_NONE = 2 };
 enum { DS_SPAN_MAX = 256 };              /* blocks one record may span */
-enum { DS_RIDX_MAX_OBJECTS = 1024 };     /* record indexes kept in memory */
-#define DS_RIDX_MAX_RECORDS (4u << 20)   /* records in them, all datasets */
 #define DS_RETRY_US 2000000              /* a transient failure is retried after this */
 #define DS_META_MAX (64 << 10)           /* a tar long name / pax header we read */
 #define DS_WINDOW_MAX (512LL << 20)      /* prefetch window cap, bytes */
 #define DS_PREFETCH_GETS 16              /* origin requests in flight per dataset */
 #define DS_WARM_GETS 16
 #define DS_RATE_WINDOW_US 200000
+#define DS_RECORD_OVERHEAD 256           /* batch header, key and headers: a guess */
 
 /* Pinned blocks of one byte range. */
 struct ds_pins {
@@ -290,61 +291,116 @@ static int read_bytes(struct dataset *ds, uint64_t obj, uint64_t off, uint64_t l
 
 /* ---- record indexes (lines, tar) ---- */
 
-static void ridx_free(struct ds_ridx *x)
+static void ridx_unlink(struct datasets *d, struct ds_ridx *x)
 {
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        d->ridx_head = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    else
+        d->ridx_tail = x->prev;
+    x->prev = x->next = NULL;
+}
+
+static void ridx_push_front(struct datasets *d, struct ds_ridx *x)
+{
+    x->next = d->ridx_head;
+    if (d->ridx_head)
+        d->ridx_head->prev = x;
+    d->ridx_head = x;
+    if (!d->ridx_tail)
+        d->ridx_tail = x;
+}
+
+/* Brings x's counted size up to date, in its dataset and in the whole broker. */
+static void ridx_account(struct ds_ridx *x)
+{
+    uint64_t now = sizeof *x + (uint64_t)x->cap * sizeof *x->r + x->names_cap;
+    struct datasets *d = x->ds->owner;
+    d->ridx_bytes = d->ridx_bytes - x->bytes + now;
+    x->ds->ridx_bytes = x->ds->ridx_bytes - x->bytes + now;
+    x->bytes = now;
+}
+
+/* Unlinks and frees x; its bytes leave the counts. */
+static void ridx_drop(struct ds_ridx *x)
+{
+    struct datasets *d = x->ds->owner;
+    ridx_unlink(d, x);
+    d->ridx_bytes -= x->bytes;
+    x->ds->ridx_bytes -= x->bytes;
     free(x->r);
     free(x->names);
     free(x);
 }
 
-static void ridx_unlink(struct dataset *ds, struct ds_ridx *x)
+/* Drops the least recently used record indexes of any dataset, but keep, until the
+ * broker's indexes take no more than ridx_cap less room (they are rebuilt from the cache
+ * when needed again). keep, the one in use, may alone be larger than the cap: a
+ * record's place must never depend on memory. */
+static void ridx_trim(struct datasets *d, const struct ds_ridx *keep, uint64_t room)
 {
-    if (x->prev)
-        x->prev->next = x->next;
-    else
-        ds->ridx_head = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
-    else
-        ds->ridx_tail = x->prev;
-    x->prev = x->next = NULL;
+    while (d->ridx_tail && d->ridx_tail != keep && d->ridx_bytes + room > d->ridx_cap) {
+        ridx_drop(d->ridx_tail);
+        d->ridx_evictions++;
+    }
 }
 
-static void ridx_push_front(struct dataset *ds, struct ds_ridx *x)
-{
-    x->next = ds->ridx_head;
-    if (ds->ridx_head)
-        ds->ridx_head->prev = x;
-    ds->ridx_head = x;
-    if (!ds->ridx_tail)
-        ds->ridx_tail = x;
-}
-
-/* Finds or makes the record index of obj, most recent first; old ones are dropped
- * (and rebuilt from the cache when needed again). */
+/* Finds or makes the record index of obj, most recent first. */
 static struct ds_ridx *ridx_get(struct dataset *ds, uint64_t obj)
 {
-    int count = 0;
-    for (struct ds_ridx *x = ds->ridx_head; x; x = x->next, count++) {
-        if (x->obj == obj) {
-            ridx_unlink(ds, x);
-            ridx_push_front(ds, x);
+    struct datasets *d = ds->owner;
+    for (struct ds_ridx *x = d->ridx_head; x; x = x->next) {
+        if (x->ds == ds && x->obj == obj) {
+            if (x != d->ridx_head) {
+                ridx_unlink(d, x);
+                ridx_push_front(d, x);
+            }
             return x;
         }
     }
-    while (ds->ridx_tail && (count >= DS_RIDX_MAX_OBJECTS || ds->ridx_records > DS_RIDX_MAX_RECORDS)) {
-        struct ds_ridx *old = ds->ridx_tail;
-        ridx_unlink(ds, old);
-        ds->ridx_records -= old->n;
-        ridx_free(old);
-        count--;
-    }
+    ridx_trim(d, NULL, sizeof(struct ds_ridx));
     struct ds_ridx *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
+    x->ds = ds;
     x->obj = obj;
-    ridx_push_front(ds, x);
+    ridx_push_front(d, x);
+    ridx_account(x);
     return x;
+}
+
+/* Makes room in x for one more record named by nl bytes. Returns 0 or -1. */
+static int ridx_grow(struct ds_ridx *x, size_t nl)
+{
+    int rc = 0;
+    if (x->n == x->cap) {
+        uint32_t nc = x->cap ? x->cap * 2 : 64;
+        struct ds_rec *nr = realloc(x->r, nc * sizeof *nr);
+        if (nr) {
+            x->r = nr;
+            x->cap = nc;
+        } else {
+            rc = -1;
+        }
+    }
+    if (rc == 0 && nl && x->names_len + nl > x->names_cap) {
+        uint32_t nc = x->names_cap ? x->names_cap : 256;
+        while (nc < x->names_len + nl)
+            nc *= 2;
+        char *nn = realloc(x->names, nc);
+        if (nn) {
+            x->names = nn;
+            x->names_cap = nc;
+        } else {
+            rc = -1;
+        }
+    }
+    ridx_account(x);
+    ridx_trim(x->ds->owner, x, 0);
+    return rc;
 }
 
 /* Appends a record; name (or an error/skip message when kind != 0) is copied. */
@@ -357,31 +413,14 @@ static int ridx_add(struct dataset *ds, struct ds_ridx *x, uint64_t off, uint64_
     }
     if (nl > UINT16_MAX)
         nl = UINT16_MAX;
-    if (x->n == x->cap) {
-        uint32_t nc = x->cap ? x->cap * 2 : 64;
-        struct ds_rec *nr = realloc(x->r, nc * sizeof *nr);
-        if (!nr)
-            return -1;
-        x->r = nr;
-        x->cap = nc;
-    }
-    if (nl && x->names_len + nl > x->names_cap) {
-        uint32_t nc = x->names_cap ? x->names_cap : 256;
-        while (nc < x->names_len + nl)
-            nc *= 2;
-        char *nn = realloc(x->names, nc);
-        if (!nn)
-            return -1;
-        x->names = nn;
-        x->names_cap = nc;
-    }
+    if (ridx_grow(x, nl) < 0)
+        return -1;
     struct ds_rec *r = &x->r[x->n++];
     *r = (struct ds_rec){.off = off, .len = len, .name_off = x->names_len,
                          .name_len = (uint16_t)nl, .error = (uint8_t)kind};
     if (nl)
         memcpy(x->names + x->names_len, name, nl);
     x->names_len += (uint32_t)nl;
-    ds->ridx_records++;
     return 0;
 }
 
@@ -579,19 +618,68 @@ static int record_at(struct dataset *ds, uint64_t obj, uint32_t r, struct ds_rec
     return R_READY;
 }
 
+/* A record ready for the encoder: its key, headers and value pieces. */
+struct rec_out {
+    char num[2][24]; /* numbers the headers point at */
+    struct batch_header_kv h[3];
+    struct batch_record rec;
+};
+
+/* Fills ro with record r of obj as ri describes it, its value being pc[0..np). */
+static void rec_out_fill(const struct dataset *ds, uint64_t obj, uint32_t r,
+                         const struct ds_recinfo *ri, const struct batch_piece *pc, int np,
+                         struct rec_out *ro)
+{
+    const struct ds_obj *o = &ds->objs[obj];
+    int nh = 0;
+#define HDR(k, v, vl) (ro->h[nh++] = (struct batch_header_kv){k, strlen(k), v, vl})
+    if (ri->kind) {
+        const char *k = ri->kind == 1 ? "sluice.error" : "sluice.skip";
+        HDR(k, ri->msg, strlen(ri->msg));
+    } else if (ds->format == DSF_OBJECT) {
+        snprintf(ro->num[0], sizeof ro->num[0], "%" PRId64, o->size);
+        HDR("size", ro->num[0], strlen(ro->num[0]));
+        HDR("etag", o->etag, strlen(o->etag));
+    } else if (ds->format == DSF_CHUNK) {
+        snprintf(ro->num[0], sizeof ro->num[0], "%u", r);
+        snprintf(ro->num[1], sizeof ro->num[1], "%" PRId64, dsf_chunks(o->size, ds->chunk_bytes));
+        HDR("key", o->key, strlen(o->key));
+        HDR("index", ro->num[0], strlen(ro->num[0]));
+        HDR("total", ro->num[1], strlen(ro->num[1]));
+    } else if (ds->format == DSF_LINES) {
+        snprintf(ro->num[0], sizeof ro->num[0], "%u", r);
+        HDR("line", ro->num[0], strlen(ro->num[0]));
+    } else {
+        HDR("shard", o->key, strlen(o->key));
+    }
+#undef HDR
+    ro->rec = (struct batch_record){
+        .key = ri->name ? ri->name : o->key,
+        .key_len = ri->name ? ri->name_len : strlen(o->key),
+        .value = pc, .nvalue = np, .null_value = ri->kind != 0,
+        .headers = ro->h, .nheaders = nh, .timestamp = ds->ts_ms,
+    };
+}
+
 /* Writes one record into e. Returns R_READY, R_WAIT (nothing written) or R_NONE (it
- * does not fit the budget). */
+ * does not fit the budget). The size is checked before the value's blocks are pinned,
+ * so a record that will not be sent costs no cache lookup and starts no load. */
 static int emit_record(struct dataset *ds, struct batch_enc *e, uint64_t obj, uint32_t r,
                        uint32_t r0, const struct ds_recinfo *ri, int64_t room, bool force)
 {
-    const struct ds_obj *o = &ds->objs[obj];
-    char num[3][24], msg[200];
-    struct batch_header_kv h[3];
+    char msg[200];
     struct batch_piece pc[DS_SPAN_MAX];
     struct ds_pins pn = {.n = 0};
-    int nh = 0, np = 0;
+    struct rec_out ro;
     struct ds_recinfo fail;
+    int np = 0;
+    int32_t delta = (int32_t)(r - r0);
     if (ri->kind == 0 && ri->len > 0) {
+        struct batch_piece whole = {NULL, (size_t)ri->len};
+        rec_out_fill(ds, obj, r, ri, &whole, 1, &ro);
+        int64_t sz = batch_record_size(&ro.rec, delta, ds->ts_ms);
+        if (sz < 0 || (!force && sz > room))
+            return R_NONE;
         int rc = pin_range(ds, obj, ri->off, ri->len, &pn, msg, sizeof msg);
         if (rc == R_WAIT)
             return R_WAIT;
@@ -602,38 +690,12 @@ static int emit_record(struct dataset *ds, struct batch_enc *e, uint64_t obj, ui
             np = pins_pieces(&pn, ri->off, ri->len, pc);
         }
     }
-#define HDR(k, v, vl) (h[nh++] = (struct batch_header_kv){k, strlen(k), v, vl})
-    if (ri->kind) {
-        const char *k = ri->kind == 1 ? "sluice.error" : "sluice.skip";
-        HDR(k, ri->msg, strlen(ri->msg));
-    } else if (ds->format == DSF_OBJECT) {
-        snprintf(num[0], sizeof num[0], "%" PRId64, o->size);
-        HDR("size", num[0], strlen(num[0]));
-        HDR("etag", o->etag, strlen(o->etag));
-    } else if (ds->format == DSF_CHUNK) {
-        snprintf(num[0], sizeof num[0], "%u", r);
-        snprintf(num[1], sizeof num[1], "%" PRId64, dsf_chunks(o->size, ds->chunk_bytes));
-        HDR("key", o->key, strlen(o->key));
-        HDR("index", num[0], strlen(num[0]));
-        HDR("total", num[1], strlen(num[1]));
-    } else if (ds->format == DSF_LINES) {
-        snprintf(num[0], sizeof num[0], "%u", r);
-        HDR("line", num[0], strlen(num[0]));
-    } else {
-        HDR("shard", o->key, strlen(o->key));
-    }
-#undef HDR
-    struct batch_record rec = {
-        .key = ri->name ? ri->name : o->key,
-        .key_len = ri->name ? ri->name_len : strlen(o->key),
-        .value = pc, .nvalue = np, .null_value = ri->kind != 0,
-        .headers = h, .nheaders = nh, .timestamp = ds->ts_ms,
-    };
-    int64_t sz = batch_record_size(&rec, (int32_t)(r - r0), ds->ts_ms);
+    rec_out_fill(ds, obj, r, ri, pc, np, &ro);
+    int64_t sz = batch_record_size(&ro.rec, delta, ds->ts_ms);
     int rc = R_READY;
     if (sz < 0 || (!force && sz > room))
         rc = R_NONE;
-    else if (batch_enc_add(e, &rec, (int32_t)(r - r0)) < 0)
+    else if (batch_enc_add(e, &ro.rec, delta) < 0)
         rc = R_NONE;
     if (ri->kind == 1 && rc == R_READY)
         ds->error_records++;
@@ -744,16 +806,29 @@ static int64_t window_bytes(const struct dataset *ds, const struct ds_stream *s,
     return win < lo ? lo : win > DS_WINDOW_MAX ? DS_WINDOW_MAX : win;
 }
 
-static void prefetch(struct dataset *ds, int32_t p, struct ds_stream *s)
+/* What every window of a dataset is sized and capped by, read once per pass. */
+struct pf_budget {
+    double lat_ms; /* the origin's recent p99 */
+    int inflight;  /* origin requests of the dataset in flight */
+};
+
+static void pf_budget_of(struct dataset *ds, struct pf_budget *pb)
+{
+    struct cache_stats cs;
+    cache_stats(dcache(ds), ds->id, &cs);
+    pb->lat_ms = cs.origin.latency_p99_ms;
+    pb->inflight = (int)cs.origin.inflight;
+}
+
+/* Requests the blocks of s's window that are neither in memory nor on their way, while
+ * pb allows. Returns false when the cap on requests in flight stopped it. */
+static bool prefetch(struct dataset *ds, int32_t p, struct ds_stream *s, struct pf_budget *pb)
 {
     const int64_t *cum = ds_cum(ds, p);
     int64_t m = (int64_t)ds_part_objects(ds, p);
     if (!cum)
-        return;
-    struct cache_stats cs;
-    cache_stats(dcache(ds), ds->id, &cs);
-    int64_t win = window_bytes(ds, s, cs.origin.latency_p99_ms);
-    int inflight = (int)cs.origin.inflight;
+        return true;
+    int64_t win = window_bytes(ds, s, pb->lat_ms);
     if (s->pf_j < s->cur_j) {
         s->pf_j = s->cur_j;
         s->pf_blk = 0;
@@ -766,15 +841,33 @@ static void prefetch(struct dataset *ds, int32_t p, struct ds_stream *s)
             ds_key(ds, obj, s->pf_blk, &k);
             if ((cache_where(dcache(ds), &k) & CACHE_IN_MEMORY) || load_find(ds, &k))
                 continue;
-            if (inflight >= DS_PREFETCH_GETS || oerr_find(ds, obj))
-                return;
+            if (pb->inflight >= DS_PREFETCH_GETS)
+                return false;
+            if (oerr_find(ds, obj))
+                return true;
             int rc = cache_prefetch(dcache(ds), &k, &ds->origin);
             if (rc == CACHE_EBUSY)
-                return;
-            inflight++;
+                return false;
+            pb->inflight++;
         }
         s->pf_j++;
         s->pf_blk = 0;
+    }
+    return true;
+}
+
+void ds_fill_landed(struct dataset *ds)
+{
+    if (!ds->pst || ds->dead)
+        return;
+    struct pf_budget pb;
+    pf_budget_of(ds, &pb);
+    int32_t p0 = (int32_t)(ds->pf_next++ % (uint32_t)ds->parts);
+    for (int32_t i = 0; i < ds->parts; i++) {
+        int32_t p = (p0 + i) % ds->parts;
+        for (int k = 0; ds->pst[p] && k < DS_STREAMS; k++)
+            if (ds->pst[p]->s[k].used && !prefetch(ds, p, &ds->pst[p]->s[k], &pb))
+                return;
     }
 }
 
@@ -796,6 +889,25 @@ static void emit_end_marker(struct dataset *ds, kc_writer *w, int64_t m)
         w->len = e.at;
 }
 
+/* Grows w once to what this read will likely write (the rest of the partition from
+ * object j, up to max_bytes), rather than doubling it many times over a big response,
+ * when j's first block is in memory; a read that will wait reserves nothing. */
+static void reserve(struct dataset *ds, int32_t p, int64_t j, int64_t max_bytes, kc_writer *w)
+{
+    const int64_t *cum = ds_cum(ds, p);
+    struct cache_key k;
+    ds_key(ds, dsf_global((uint64_t)j, p, ds->parts), 0, &k);
+    if (!cum || !(cache_where(dcache(ds), &k) & CACHE_IN_MEMORY))
+        return;
+    int64_t m = (int64_t)ds_part_objects(ds, p);
+    int64_t want = cum[m] - cum[j] + (m - j) * DS_RECORD_OVERHEAD;
+    if (want > max_bytes)
+        want = max_bytes;
+    size_t lim = w->max > w->len ? w->max - w->len : 0;
+    if (want > 0 && (size_t)want <= lim)
+        kc_w_room(w, (size_t)want);
+}
+
 int dataset_read(struct broker *b, struct partition *p, int64_t offset, int64_t max_bytes,
                  bool must_return_one, kc_writer *w, int64_t *copied)
 {
@@ -808,6 +920,8 @@ int dataset_read(struct broker *b, struct partition *p, int64_t offset, int64_t 
     uint32_t r = (uint32_t)dsf_rec_of(offset);
     struct ds_stream *s = j < m ? stream_match(ds, p->id, j) : NULL;
     size_t start = w->len;
+    if (j < m)
+        reserve(ds, p->id, j, max_bytes, w);
     while (j < m && !w->err) {
         uint64_t obj = dsf_global((uint64_t)j, p->id, ds->parts);
         int64_t room = max_bytes - (int64_t)(w->len - start);
@@ -826,8 +940,10 @@ int dataset_read(struct broker *b, struct partition *p, int64_t offset, int64_t 
         emit_end_marker(ds, w, m);
     *copied = (int64_t)(w->len - start);
     if (s) {
+        struct pf_budget pb;
         stream_account(s, j < m ? j : m - 1, *copied);
-        prefetch(ds, p->id, s);
+        pf_budget_of(ds, &pb);
+        prefetch(ds, p->id, s, &pb);
     }
     p->topic->bytes_out += (uint64_t)*copied;
     return w->err ? KERR_UNKNOWN_SERVER : KERR_NONE;
@@ -884,12 +1000,11 @@ void ds_warm_tick(struct dataset *ds)
 void ds_read_free(struct dataset *ds)
 {
     ds_cancel_loads(ds);
-    while (ds->ridx_head) {
-        struct ds_ridx *x = ds->ridx_head;
-        ridx_unlink(ds, x);
-        ridx_free(x);
+    for (struct ds_ridx *x = ds->owner->ridx_head, *next; x; x = next) {
+        next = x->next;
+        if (x->ds == ds)
+            ridx_drop(x);
     }
-    ds->ridx_records = 0;
     for (int32_t p = 0; ds->pst && p < ds->parts; p++)
         free(ds->pst[p]);
     free(ds->pst);

@@ -799,8 +799,10 @@ share_rows() {
 
 # --------------------------------------------------------------- datasets --
 # Issue 4's figures: tests/bench/dataset_bench.py (dataset topic over s3rver behind a
-# 100 ms latency proxy, a broker of its own) and tests/bench/cache_bench.c (cyclic
-# scan with cache = 1/2 dataset, our policy beside LRU).
+# 100 ms latency proxy, a broker of its own; each figure beside a ceiling taken in the
+# same run: the S3 path alone for epoch 1, a persistent topic and plain loopback for
+# Fetch latency) and tests/bench/cache_bench.c (cyclic scan with cache = 1/2 dataset,
+# our policy beside LRU).
 DATASET_FIG=${BENCH_DATASET:-1}
 
 dataset_keep() { # prefix line: R[dataset.prefix.key] = value
@@ -813,7 +815,7 @@ dataset_keep() { # prefix line: R[dataset.prefix.key] = value
 dataset_figures() {
     [ "$DATASET_FIG" = 1 ] && [ "$ONLY" != kafka ] || return 0
     local out line
-    log "datasets: 16 readers x 10 epochs over s3rver behind a 100 ms proxy"
+    log "datasets: epoch 1, 16 readers x 10 epochs, Fetch latency from memory (s3rver, 100 ms proxy)"
     out=$(timeout --foreground -k 5 900 /usr/bin/python3 "$ROOT/tests/bench/dataset_bench.py" \
         --bin "$BIN_DIR" --loopback-mbps "${R[ceil.loop_mbps]:-0}" 2>>"$LOGS/dataset.log")
     line=$(grep '^RESULT' <<<"$out" | tail -n1)
@@ -834,22 +836,119 @@ dataset_figures() {
 }
 
 _ds() { echo "${R[dataset.ds.$1]:-}"; }
+_ds2() { # "a / b" of two dataset figures
+    local a b
+    a=$(_ds "$1") b=$(_ds "$2")
+    if [ -n "$a$b" ]; then echo "${a:--} / ${b:--}"; else echo -; fi
+}
 
 dataset_rows() { # table rows (called by report)
     [ "$DATASET_FIG" = 1 ] || return 0
-    local r
+    local r t d met
     for r in "dataset: S3 GETs per object, 16 readers x 10 epochs|gets_per_object|1.00" \
-        "dataset: epoch-1 MB/s, one reader, 100 ms S3|epoch1_MBps|" \
+        "dataset: epoch-1 MB/s, one reader, 100 ms S3 (median of 3 runs)|epoch1_MBps|" \
         "dataset: epoch-1 / what 16 GETs in flight x 100 ms allow|epoch1_fraction|" \
+        "dataset: the S3 path alone (our S3 client, same 16 GETs in flight, same proxy), MB/s|epoch1_s3path_MBps|" \
+        "dataset: epoch-1 / the S3 path alone|epoch1_vs_s3path|" \
         "dataset: epoch>=2 memory-tier hit rate|hit_rate_epoch2plus|" \
-        "dataset: Fetch from cache (one object), p99, ms|fetch_p99_ms|≤1 ms" \
         "dataset: memory-tier MB/s, one reader|memory_tier_MBps|" \
         "dataset: memory tier / loopback|memory_vs_loopback|"; do
         printf '| %s | %s | - | - | - | %s | - |\n' "${r%%|*}" "$(_ds "$(cut -d'|' -f2 <<<"$r")")" \
             "$(cut -d'|' -f3 <<<"$r")"
     done
+    printf '| dataset: s3rver time per GET as the proxy times it, 16 in flight, S3 path alone / in epoch 1, ms (over 100: s3rver paces it) | %s | - | - | - |  | - |\n' \
+        "$(_ds2 epoch1_s3path_upstream_ms_per_get epoch1_upstream_ms_per_get)"
+    printf '| dataset: epoch-1 CPU s, broker / s3rver / proxy / client, over %s s of wall (2 cores) | %s / %s / %s / %s | - | - | - |  | - |\n' \
+        "$(_ds epoch1_wall_s)" "$(_ds epoch1_cpu_broker_s)" "$(_ds epoch1_cpu_s3rver_s)" \
+        "$(_ds epoch1_cpu_proxy_s)" "$(_ds epoch1_cpu_client_s)"
+    # Fetch round trips served from the memory tier (raw Fetch v4, 1 MiB per partition),
+    # interleaved with the same Fetch on a persistent topic and the same bytes over loopback
+    for r in "100k|100 KiB records, 10 per Fetch" "1m|1 MiB records, 1 per Fetch"; do
+        t=${r%%|*} d=${r#*|} met=-
+        [ -n "$(_ds "${t}_ds_p99_ms")" ] && met=$(awk -v x="$(_ds "${t}_ds_p99_ms")" 'BEGIN{print x <= 1 ? "yes" : "no"}')
+        printf '| dataset: Fetch from the memory tier, %s, p50 / p99, ms | %s | - | - | - | ≤1 ms p99 | %s |\n' \
+            "$d" "$(_ds2 "${t}_ds_p50_ms" "${t}_ds_p99_ms")" "$met"
+        printf '| dataset: the same Fetch on a persistent topic (same run), p50 / p99, ms | %s | - | - | - |  | - |\n' \
+            "$(_ds2 "${t}_plain_p50_ms" "${t}_plain_p99_ms")"
+        printf '| dataset: the same bytes over plain loopback (same run), p50 / p99, ms | %s | - | - | - |  | - |\n' \
+            "$(_ds2 "${t}_loop_p50_ms" "${t}_loop_p99_ms")"
+        printf '| dataset: broker CPU per Fetch, %s, dataset / persistent topic, µs | %s | - | - | - |  | - |\n' \
+            "$d" "$(_ds2 "${t}_broker_cpu_us" "${t}_plain_broker_cpu_us")"
+        printf '| dataset: the broker'"'"'s own Fetch histogram, p99 bucket, dataset / persistent topic, ≤ ms | %s | - | - | - |  | - |\n' \
+            "$(_ds2 "${t}_broker_hist_p99_le_ms" "${t}_plain_broker_hist_p99_le_ms")"
+    done
+    printf '| dataset: Fetch from the memory tier, per 100 KiB record, p50 / p99, ms | %s | - | - | - |  | - |\n' \
+        "$(_ds2 100k_ds_rec_p50_ms 100k_ds_rec_p99_ms)"
     printf '| dataset: cyclic scan, cache = 1/2 dataset, hit rate (policy / LRU) | %s / %s | - | - | - | ~0.5 / 0 | - |\n' \
         "${R[dataset.cyc.hit_rate]:--}" "${R[dataset.cyc.lru_hit_rate]:--}"
+}
+
+# --------------------------------------------------------------- operator --
+# Issue 7's figures, by tests/k8s/operator_bench.py (after the others stopped):
+# sluice-controller against the test API server (tests/k8s/apiserver.py), real
+# kubectl and a Sluice broker of its own. kubectl apply -> Ready for 1 Topic and for
+# $OPERATOR_TOPICS Topics in one multi-document file, beside that kubectl alone, the
+# API server's raw create rate and the floor the controller's rate limit sets;
+# 2,000 AgentChannels reconciled at once; Kubernetes and broker requests per
+# reconcile over 60 s of periodic resync (every 30 s), where any write would be a hot
+# loop; and the RSS of a standby replica (the Lease held elsewhere: it lists and
+# watches, it does not act) with $OPERATOR_AGENTS AgentChannels. Reconciling that many
+# against the real broker (about six Kubernetes and four broker requests each, through
+# a Python API server) would take over ten minutes on two cores, so the reconciled
+# figure is for 2,000 and the large one is memory.
+OPERATOR_FIG=${BENCH_OPERATOR:-1}
+OPERATOR_TOPICS=${BENCH_OPERATOR_TOPICS:-10000}
+OPERATOR_AGENTS=${BENCH_OPERATOR_AGENTS:-100000}
+
+operator_figures() {
+    [ "$OPERATOR_FIG" = 1 ] && [ "$ONLY" != kafka ] || return 0
+    [ -x /usr/bin/kubectl ] || { fail "operator: /usr/bin/kubectl is missing"; return 0; }
+    local out rc line kv fig
+    log "operator: $OPERATOR_TOPICS Topics, $OPERATOR_AGENTS AgentChannels (tests/k8s/operator_bench.py)"
+    echo "== operator_bench.py" >>"$LOGS/operator.log"
+    out=$(timeout --foreground -k 5 600 /usr/bin/python3 "$ROOT/tests/k8s/operator_bench.py" \
+        --bin "$BIN_DIR" --topics "$OPERATOR_TOPICS" --agents "$OPERATOR_AGENTS" 2>>"$LOGS/operator.log")
+    rc=$?
+    case $rc in 130 | 143) log "interrupted"; exit "$rc" ;; esac
+    grep '^RESULT' <<<"$out" | sed 's/^RESULT /operator: /' >>"$OUT/raw.txt"
+    while read -r line; do
+        fig=$(field fig " $line")
+        for kv in $line; do
+            case $kv in *=*) R[op.$fig.${kv%%=*}]=${kv#*=} ;; esac
+        done
+    done < <(grep '^RESULT' <<<"$out" | sed 's/^RESULT //')
+    [ $rc -eq 0 ] || fail "operator_bench (rc=$rc; see $LOGS/operator.log)"
+    return 0
+}
+
+_op() { echo "${R[op.$1]:-}"; }
+
+# table rows (called by report)
+operator_rows() {
+    [ "$OPERATOR_FIG" = 1 ] && [ "$ONLY" != kafka ] || return 0
+    local n=${R[op.topics.n]:-$OPERATOR_TOPICS} a=${R[op.agents100k.n]:-$OPERATOR_AGENTS}
+    trow "operator: kubectl apply → Ready, 1 Topic (median of 5), s" "$(_op topic1.apply_ready_s)" "" "" "" ""
+    trow "operator: that kubectl apply alone (baseline), s" "$(_op topic1.kubectl_s)" "" "" "" ""
+    trow "operator: create → Ready, 1 Topic (the controller's part), s" "$(_op topic1.create_ready_s)" "" "" "" ""
+    trow "operator: kubectl apply → all Ready, $n Topics (one multi-document file), s" \
+        "$(_op topics.apply_ready_s)" "" "" "" ""
+    trow "operator: that kubectl apply alone (baseline), s" "$(_op topics.kubectl_s)" "" "" "" ""
+    trow "operator: floor set by the controller's rate limit (SLUICE_QPS reconciles/s per kind), s" \
+        "$(_op topics.qps_floor_s)" "" "" "" ""
+    trow "operator: the API server's raw create rate, one keep-alive client (baseline), objects/s" \
+        "$(_op topics.raw_create_per_s)" "" "" "" ""
+    trow "operator: ${R[op.agents.n]:-2000} AgentChannels created at once → all Ready (topics, Secret, principal), s" \
+        "$(_op agents.ready_s)" "" "" "" ""
+    trow "operator: controller RSS, $a AgentChannels listed and watched (standby replica), MiB" \
+        "$(_op agents100k.rss_mib)" "" "≤512 MiB (chart limit)" le 512
+    trow "operator: the same replica before the bulk create (baseline), MiB" "$(_op agents100k.rss_before_mib)" "" "" "" ""
+    trow "operator: RSS per AgentChannel / cached JSON per AgentChannel, bytes" \
+        "$(_op agents100k.per_object_b)/$(_op agents100k.cache_per_object_b)" "" "" "" ""
+    trow "operator: steady state, Kubernetes requests per reconcile, Topic / AgentChannel (resync every $(_op steady.resync_s) s)" \
+        "$(_op steady.topic_kube_per_reconcile)/$(_op steady.agent_kube_per_reconcile)" "" "" "" ""
+    trow "operator: steady state, Kubernetes writes in $(_op steady.window_s) s (any would be a hot loop)" \
+        "$(_op steady.writes)" "" "0" le 0
+    trow "operator: steady state, broker requests per reconcile" "$(_op steady.broker_per_reconcile)" "" "" "" ""
 }
 
 # ------------------------------------------------------------------ kafka --
@@ -1033,6 +1132,7 @@ report() {
         modes_rows
         share_rows
         security_rows
+        operator_rows
         echo
         rate_s=$(v sluice.rate_1)
         rate_k=$(v kafka.rate_1)
@@ -1109,6 +1209,7 @@ if install_all; then
     cp "$TMP/kafka-app/server.log" "$LOGS/kafka-server.log" 2>/dev/null
     share_figures
     security_figures
+    operator_figures
 fi
 report
 log "done in $(($(date +%s) - T_START)) s"

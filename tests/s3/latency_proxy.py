@@ -4,28 +4,37 @@
 It sits in front of a local S3 server (s3rver, moto) and adds a first-byte latency
 (S3 answers in 50-200 ms, a loopback server in under 1), an optional per-connection
 bandwidth cap, and faults injected on command: a 500, a 503 SlowDown, a connection cut
-mid-body, a connection dropped with no answer, a stalled answer.
+mid-body, a connection dropped with no answer, a stalled answer. An answer's first byte
+leaves latency-ms after its request arrived; the upstream request runs during that time
+(S3's own work is part of its first-byte latency), so a loopback server that handles one
+request at a time does not add its service times on top when many are in flight.
 
 Clients keep their connections alive to the proxy; each request goes upstream on a fresh
 connection with "Connection: close" (the header is not signed, so SigV4 still holds).
 The Host header passes through unchanged, so signatures made for the proxy's address are
 what the upstream server checks.
 
-Use it in-process (LatencyProxy(...).start()) or as a program:
+Use it in-process (LatencyProxy(...).start()), as a process of its own
+(ProxyProcess(...).start(): same interface, for benchmarks), or as a program:
     latency_proxy.py --upstream 127.0.0.1:4568 --port 0 --latency-ms 100 [--bandwidth-mbps 50]
 which prints "listening PORT". Requests to /__proxy/... control it:
     /__proxy/fault?kind=500|503|cut|drop|stall|norange&count=N[&match=SUBSTR][&method=GET][&after=BYTES][&stall_ms=MS]
 (norange strips the Range header, as a server that ignores ranges would: only for
 unsigned requests or servers that do not check signatures)
     /__proxy/config?latency_ms=N&bandwidth_mbps=N
-    /__proxy/stats      JSON: requests, by_method, faults, max_concurrent, log of recent requests
+    /__proxy/stats      JSON: requests, by_method, faults, max_concurrent, log of recent
+                        requests, upstream_s (time spent on upstream requests, summed),
+                        timeline of recent requests ([arrived, answered] wall seconds, method)
     /__proxy/reset      clears faults and statistics
 """
 
 import argparse
+import http.client
 import json
+import os
 import socket
 import socketserver
+import subprocess
 import sys
 import threading
 import time
@@ -138,7 +147,8 @@ class LatencyProxy:
 
     def _reset_stats(self):
         self.stats = {"requests": 0, "by_method": {}, "faults": {}, "concurrent": 0,
-                      "max_concurrent": 0, "connections": 0, "bytes_out": 0, "log": []}
+                      "max_concurrent": 0, "connections": 0, "bytes_out": 0, "log": [],
+                      "upstream_s": 0.0, "upstream_max_ms": 0.0, "timeline": []}
 
     # --- control -------------------------------------------------------------------
     def start(self):
@@ -235,10 +245,11 @@ class LatencyProxy:
             del st["log"][:-10000]
             st["concurrent"] += 1
             st["max_concurrent"] = max(st["max_concurrent"], st["concurrent"])
+        t0 = time.monotonic()
         try:
             fault = self._take_fault(method, path)
-            if self.latency_ms:
-                time.sleep(self.latency_ms / 1000.0)
+            if fault and fault.kind in ("500", "503", "drop", "stall"):
+                self._wait_until(t0)
             if fault and fault.kind in ("500", "503"):
                 status = "500 Internal Server Error" if fault.kind == "500" else "503 Slow Down"
                 err = INTERNAL if fault.kind == "500" else SLOWDOWN
@@ -252,7 +263,15 @@ class LatencyProxy:
                 return False
             if fault and fault.kind == "norange":
                 headers = [(k, v) for k, v in headers if k.lower() != "range"]
-            status_line, rheaders, rbody = self._upstream(method, path, headers, body)
+            t_up = time.monotonic()
+            try:
+                status_line, rheaders, rbody = self._upstream(method, path, headers, body)
+            finally:
+                up_s = time.monotonic() - t_up
+                with self.lock:
+                    self.stats["upstream_s"] += up_s
+                    self.stats["upstream_max_ms"] = max(self.stats["upstream_max_ms"], up_s * 1e3)
+                self._wait_until(t0)
             out_head = _build_head(status_line, rheaders)
             if fault and fault.kind == "cut":
                 cut = fault.after if fault.after is not None else len(rbody) // 2
@@ -264,6 +283,18 @@ class LatencyProxy:
         finally:
             with self.lock:
                 self.stats["concurrent"] -= 1
+                self.stats["timeline"].append([round(time.time() - (time.monotonic() - t0), 4),
+                                               round(time.time(), 4), method])
+                del self.stats["timeline"][:-10000]
+
+    def _wait_until(self, t0):
+        """Sleeps until the added latency has passed since t0, when the request arrived.
+        The upstream request runs inside that time, as S3's own work is inside its
+        first-byte latency: a loopback server's few milliseconds per request, one request
+        at a time, would otherwise add up on top of it under many requests in flight."""
+        left = self.latency_ms / 1000.0 - (time.monotonic() - t0)
+        if left > 0:
+            time.sleep(left)
 
     def _upstream(self, method, path, headers, body):
         hdrs = [(k, v) for k, v in headers if k.lower() not in ("connection", "keep-alive")]
@@ -306,6 +337,72 @@ class LatencyProxy:
                     time.sleep(ahead)
         with self.lock:
             self.stats["bytes_out"] += len(data)
+
+
+class ProxyProcess:
+    """The same proxy as a process of its own (its own interpreter, so it shares no lock
+    and no CPU accounting with the client under test), driven through /__proxy/. It has
+    LatencyProxy's interface: endpoint, pid, start, stop, inject, reset, snapshot, count."""
+
+    def __init__(self, upstream, latency_ms=0, bandwidth_mbps=0.0):
+        self.upstream, self.latency_ms, self.bandwidth_mbps = upstream, latency_ms, bandwidth_mbps
+        self.proc = None
+        self.port = None
+
+    @property
+    def endpoint(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--upstream", self.upstream, "--port", "0",
+             "--latency-ms", str(self.latency_ms), "--bandwidth-mbps", str(self.bandwidth_mbps)],
+            stdout=subprocess.PIPE)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("listening "):
+            self.stop()
+            raise RuntimeError("latency_proxy.py did not start: %r" % line)
+        self.port = int(line.split()[1])
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None:
+            self.proc.stdout.close()
+        self.proc = None
+
+    def _ctl(self, what, **q):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            path = "/__proxy/" + what + ("?" + urllib.parse.urlencode(q) if q else "")
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return json.loads(resp.read())
+        finally:
+            conn.close()
+
+    def inject(self, kind, count=1, **kw):
+        self._ctl("fault", kind=kind, count=count, **{k: v for k, v in kw.items() if v is not None})
+
+    def reset(self):
+        self._ctl("reset")
+
+    def snapshot(self):
+        return self._ctl("stats")
+
+    def count(self, method=None, match=None):
+        return sum(1 for m, p in self.snapshot()["log"]
+                   if (method is None or m == method) and (match is None or match in p))
 
 
 def main(argv=None):

@@ -9,7 +9,7 @@
  *   s3probe [options] cancel BUCKET KEY N       start N GETs, free the client mid-flight
  * options: --endpoint URL --region R --access A --secret S --max-inflight N
  *          --retries N --backoff-ms N --timeout-ms N --connect-timeout-ms N
- *          --max-keys N --etag E --out FILE --repeat N --sequential
+ *          --max-keys N --etag E --out FILE --repeat N --sequential 0|1 --hash 0|1
  */
 #include "ev.h"
 #include "log.h"
@@ -27,6 +27,7 @@ struct probe {
     const char *bucket, *prefix, *etag, *out;
     int max_keys, pending, repeat, failed;
     bool sequential;
+    bool hash; /* sha256 of each body in the output (--hash 0: not, for timing runs) */
     cJSON *root, *items;
     /* list */
     int pages;
@@ -68,11 +69,11 @@ static const char *err_name(int err)
     }
 }
 
-static cJSON *result_json(const struct s3_result *r, const char *key)
+static cJSON *result_json(const struct probe *p, const struct s3_result *r, const char *key)
 {
     cJSON *o = cJSON_CreateObject();
     char sha[65] = "";
-    if (!r->err)
+    if (!r->err && p->hash)
         hex_sha256(r->body, r->len, sha);
     cJSON_AddStringToObject(o, "key", key);
     cJSON_AddStringToObject(o, "err", err_name(r->err));
@@ -134,7 +135,7 @@ static void on_get(void *arg, const struct s3_result *r)
 {
     struct part *pt = arg;
     struct probe *p = pt->p;
-    cJSON_AddItemToArray(p->items, result_json(r, p->keys[pt->off]));
+    cJSON_AddItemToArray(p->items, result_json(p, r, p->keys[pt->off]));
     p->failed += r->err != 0;
     if (p->out && !r->err) {
         FILE *f = fopen(p->out, "wb");
@@ -163,7 +164,7 @@ static void on_part(void *arg, const struct s3_result *r)
 {
     struct part *pt = arg;
     struct probe *p = pt->p;
-    cJSON *o = result_json(r, "");
+    cJSON *o = result_json(p, r, "");
     cJSON_AddNumberToObject(o, "offset", (double)pt->off);
     cJSON_AddItemToArray(p->items, o);
     if (r->err)
@@ -177,7 +178,7 @@ static void on_part(void *arg, const struct s3_result *r)
 static void on_range(void *arg, const struct s3_result *r)
 {
     struct probe *p = arg;
-    cJSON_AddItemToArray(p->items, result_json(r, ""));
+    cJSON_AddItemToArray(p->items, result_json(p, r, ""));
     p->failed += r->err != 0;
     done_one(p);
 }
@@ -282,7 +283,7 @@ static int run_cmd(struct probe *p, const char *cmd, int argc, char **argv)
 int main(int argc, char **argv)
 {
     struct s3_config cfg = {0};
-    struct probe p = {.max_keys = 1000, .repeat = 1};
+    struct probe p = {.max_keys = 1000, .repeat = 1, .hash = true};
     int i = 1;
     for (; i + 1 < argc && !strncmp(argv[i], "--", 2); i += 2) {
         const char *o = argv[i] + 2, *v = argv[i + 1];
@@ -314,6 +315,8 @@ int main(int argc, char **argv)
             p.repeat = atoi(v);
         else if (!strcmp(o, "sequential"))
             p.sequential = atoi(v) != 0;
+        else if (!strcmp(o, "hash"))
+            p.hash = atoi(v) != 0;
         else if (!strcmp(o, "log-level"))
             log_min_level = log_parse_level(v);
         else
