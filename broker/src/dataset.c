@@ -352,6 +352,7 @@ static void scan_fail(struct dataset *ds, const char *fmt, const char *detail, i
     ds->listing = false;
     pend_free(ds);
     log_warn("dataset %s: %s", ds->name, ds->error);
+    ds->warm.waiting = false; /* nothing to warm: the listing failed */
 }
 
 static void scan_done(struct dataset *ds)
@@ -377,6 +378,8 @@ static void scan_done(struct dataset *ds)
     log_info("dataset %s: %" PRIu64 " objects (%" PRId64 " new), %" PRId64 " bytes", ds->name,
              ds->n, added, ds->total_bytes);
     parts_refresh(ds);
+    if (ds->warm.waiting && ds->state == DS_READY) /* a warm asked for during the listing */
+        ds_warm_start(ds, ds->warm.want_percent, ds->warm.want_bytes);
     if (ds->rescan_wanted) {
         ds->rescan_wanted = false;
         ds->listing = true;
@@ -732,7 +735,10 @@ static cJSON *warm_json(struct dataset *ds)
                                : 0;
     if (pct > 100)
         pct = 100;
-    cJSON_AddStringToObject(o, "state", w->active ? "warming" : w->target ? "done" : "idle");
+    cJSON_AddStringToObject(o, "state", w->waiting  ? "waiting for the listing"
+                                        : w->active ? "warming"
+                                        : w->target ? "done"
+                                                    : "idle");
     j_num(o, "target_bytes", (double)w->target);
     j_num(o, "loaded_bytes", (double)w->loaded);
     j_num(o, "cached_bytes", (double)(w->loaded + w->already));
@@ -746,13 +752,16 @@ static cJSON *warm_json(struct dataset *ds)
     return o;
 }
 
-/* Reads {"percent":N} or {"bytes":N} into a byte target. Returns 0 or -1. */
-static int warm_target(struct dataset *ds, const cJSON *body, int64_t *bytes)
+/* Reads {"percent":N} (into *percent) or {"bytes":N} (into *bytes, *percent -1).
+ * Returns 0 or -1. */
+static int warm_target(const cJSON *body, double *percent, int64_t *bytes)
 {
     const cJSON *pct = cJSON_GetObjectItemCaseSensitive(body, "percent");
     const cJSON *by = cJSON_GetObjectItemCaseSensitive(body, "bytes");
+    *percent = -1;
+    *bytes = 0;
     if (cJSON_IsNumber(pct) && !by && pct->valuedouble >= 0 && pct->valuedouble <= 100) {
-        *bytes = (int64_t)((double)ds->total_bytes * pct->valuedouble / 100.0 + 0.5);
+        *percent = pct->valuedouble;
         return 0;
     }
     if (cJSON_IsNumber(by) && !pct && by->valuedouble >= 0 && by->valuedouble < 9.0e15) {
@@ -781,12 +790,13 @@ int dataset_admin(struct broker *b, struct topic *t, const char *action, const c
     if (!strcmp(action, "warm")) {
         if (post) {
             int64_t bytes;
-            if (!body || warm_target(ds, body, &bytes) < 0) {
+            double percent;
+            if (!body || warm_target(body, &percent, &bytes) < 0) {
                 *code = "invalid_argument";
                 snprintf(msg, msglen, "warm takes {\"percent\": 0..100} or {\"bytes\": N}");
                 return 400;
             }
-            ds_warm_start(ds, bytes);
+            ds_warm_start(ds, percent, bytes);
         }
         *out = warm_json(ds);
         return post ? 202 : 200;

@@ -88,6 +88,9 @@ struct ds_part {
 
 struct ds_warm {
     bool active;
+    bool waiting;        /* asked for while the first listing ran: starts after it */
+    double want_percent; /* what was asked for: a percent (>= 0), or else want_bytes */
+    int64_t want_bytes;
     int64_t target;      /* bytes to have cached */
     uint64_t cursor_obj; /* next block to look at, in index order */
     uint32_t cursor_blk;
@@ -168,7 +171,9 @@ bool ds_maybe_free(struct dataset *ds);
 /* dataset_read.c */
 void ds_read_free(struct dataset *ds);     /* record indexes, streams, error memory */
 void ds_cancel_loads(struct dataset *ds);  /* withdraws every pending waiter */
-void ds_warm_start(struct dataset *ds, int64_t bytes);
+/* Warms percent (>= 0) of the dataset, or else bytes of it; asked for while the first
+ * listing runs, it starts once the listing is done and the size is known. */
+void ds_warm_start(struct dataset *ds, double percent, int64_t bytes);
 void ds_warm_tick(struct dataset *ds);
 uint32_t ds_blocks(const struct dataset *ds, uint64_t obj);
 /* An origin request of ds completed: tops up every reader's prefetch window, so that

@@ -951,10 +951,17 @@ int dataset_read(struct broker *b, struct partition *p, int64_t offset, int64_t 
 
 /* ---- warm ---- */
 
-void ds_warm_start(struct dataset *ds, int64_t bytes)
+void ds_warm_start(struct dataset *ds, double percent, int64_t bytes)
 {
     struct ds_warm *w = &ds->warm;
     int inflight = w->inflight;
+    if (ds->state == DS_SCANNING && ds->n == 0) {
+        *w = (struct ds_warm){.waiting = true, .inflight = inflight, .want_percent = percent,
+                              .want_bytes = bytes, .started_ms = ev_wall_ms()};
+        return;
+    }
+    if (percent >= 0)
+        bytes = (int64_t)((double)ds->total_bytes * percent / 100.0 + 0.5);
     *w = (struct ds_warm){.active = true, .inflight = inflight,
                           .target = bytes < ds->total_bytes ? bytes : ds->total_bytes,
                           .started_ms = ev_wall_ms()};

@@ -428,6 +428,21 @@ def test_rescan_warm_and_delete(s3):
         assert w["state"] == "done" and w["percent"] == 100, w
         st, resp = b.http("POST", "/v1/topics/warmme/warm", {"percent": 200})
         assert st == 400
+        # a warm asked for while the first listing still runs (as the operator does at
+        # creation) waits for it, then warms the share of the whole dataset
+        create_dataset(b, "warmearly", proxy, "rs/", partitions=1)
+        st, w = b.http("POST", "/v1/topics/warmearly/warm", {"percent": 100})
+        assert st == 202, w
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            st, w = b.http("GET", "/v1/topics/warmearly/warm")
+            if w["state"] == "done":
+                break
+            assert w["state"] in ("waiting for the listing", "warming"), w
+            time.sleep(0.05)
+        total = b.get_topic("warmearly")["source"]["bytes"]
+        assert total > 0 and b.get_topic("warmearly")["source"]["objects"] == 6
+        assert w["state"] == "done" and w["target_bytes"] == total and w["percent"] == 100, w
         st, resp = b.http("GET", "/v1/topics/notadataset/cache")
         assert st == 404
         st, _ = b.http("DELETE", "/v1/topics/warmme")
