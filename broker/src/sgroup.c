@@ -185,6 +185,19 @@ static struct share_member *engine_member(struct smember *m, bool create)
 
 struct share_member *sgroup_engine_member(struct smember *m) { return engine_member(m, true); }
 
+int64_t sgroup_release_client(struct sgroups *gs, const char *id, const char *client_id)
+{
+    struct sgroup *g = gs ? sgroup_find(gs, id, strlen(id)) : NULL;
+    int64_t n = -1;
+    for (struct smember *m = g ? g->head : NULL; m; m = m->next) {
+        if (!m->client_id || strcmp(m->client_id, client_id) != 0)
+            continue;
+        struct share_member *sm = engine_member(m, false);
+        n = (n < 0 ? 0 : n) + (sm ? share_member_release(sm) : 0);
+    }
+    return n;
+}
+
 void sgroup_member_remove(struct smember *m, const char *why)
 {
     struct sgroup *g = m->g;
@@ -300,7 +313,8 @@ static int assign_compute(struct smember *m, struct sassign **out)
         }
         n++;
     }
-    qsort(a, (size_t)n, sizeof *a, assign_cmp);
+    if (n > 1) /* a is NULL when the member subscribes to nothing: qsort wants a pointer */
+        qsort(a, (size_t)n, sizeof *a, assign_cmp);
     *out = a;
     return n;
 }

@@ -120,6 +120,10 @@ struct smember *sgroup_member(struct sgroups *gs, kc_str group_id, kc_str member
                               bool create);
 /* Removes m now: it leaves the group, its session closes and its records go back. */
 void sgroup_member_remove(struct smember *m, const char *why);
+/* Returns to available the records held by every member of share group id whose
+ * client.id is client_id (trainers set it to their pod name); the members stay. Returns
+ * how many records went back, or -1 when no member has that client id. */
+int64_t sgroup_release_client(struct sgroups *gs, const char *id, const char *client_id);
 
 /* Share sessions. Returns the share error for a request with epoch on m's session
  * (SHARE_SESSION_NOT_FOUND, INVALID_SHARE_SESSION_EPOCH or 0). open (epoch 0) replaces

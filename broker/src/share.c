@@ -1,6 +1,9 @@
 /* share.c: the share-state engine (see share.h). A share-partition's in-flight window is a
- * list of tracked batches in offset order, each with one entry per offset. The window's
- * front is trimmed as records are settled, which moves spso. Persisted form of one
+ * list of tracked batches in offset order, each with one entry per record. A batch may
+ * span offsets that hold no record (a dataset object's batch claims the rest of the
+ * object's offset range, as a compacted batch claims what compaction removed); those gaps
+ * are never tracked, handed out or counted. The window's front is trimmed as records are
+ * settled, which moves spso. Persisted form of one
  * share-partition (STORE_CF_SHARE):
  *   key   'P' | group_len(2) | group | topic_id(16) | partition(4)
  *   value ver(1)=1 | spso(8) | next(8) | nruns(4) | nruns x {first(8) last(8) state(1) dc(1)}
@@ -29,17 +32,19 @@ enum { KEY_PART = 'P', KEY_GROUP = 'G', STATE_VER = 1, RUN_LEN = 18, CFG_LEN = 1
 struct srec {
     int64_t deadline_us;        /* lock deadline while acquired */
     struct share_member *owner; /* while acquired */
+    uint32_t delta;             /* offset - the batch's base */
     uint8_t state;
     uint8_t deliveries;
     bool handed; /* acquired before since load (a returned record has deliveries 0) */
 };
 
 /* One tracked batch: offsets [base, last] of a stored batch (or the part of it inside the
- * window). */
+ * window), and its n records in offset order; r[i] has offset base + r[i].delta. Offsets
+ * of [base, last] without a record are gaps. */
 struct sbatch {
     struct sbatch *next;
     int64_t base, last;
-    int32_t unsettled;
+    int32_t n, unsettled;
     struct srec r[];
 };
 
@@ -58,7 +63,7 @@ struct share_part {
     int32_t partition;
     int64_t spso, next;
     struct sbatch *head, *tail;
-    int64_t window; /* records tracked in the window */
+    int64_t window; /* records tracked in the window (gaps are not records) */
     int64_t unsettled, acquired;
     int64_t acked_total, redeliveries_total, archived_total, expired_total;
     bool dirty;
@@ -96,6 +101,33 @@ static const struct share_config cfg_defaults = {
 };
 
 
+/* ---- records of a tracked batch ---- */
+
+static int64_t rec_off(const struct sbatch *b, int32_t i)
+{
+    return b->base + b->r[i].delta;
+}
+
+/* Index of b's first record at or after offset o; b->n when there is none. */
+static int32_t rec_lower(const struct sbatch *b, int64_t o)
+{
+    if (o <= b->base)
+        return 0;
+    if (o > b->last)
+        return b->n;
+    if ((int64_t)b->n == b->last - b->base + 1) /* dense: no gaps */
+        return (int32_t)(o - b->base);
+    int32_t lo = 0, hi = b->n;
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (rec_off(b, mid) < o)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /* ---- persistence ---- */
 
 /* Writes sp's key into k (at least 3 + SHARE_GROUP_ID_MAX + 20 bytes); returns its length. */
@@ -126,7 +158,8 @@ static uint8_t stored_state(uint8_t s)
     return s == SHARE_ACQUIRED ? SHARE_AVAILABLE : s;
 }
 
-/* Serialises sp into w as runs of equal (state, deliveries). */
+/* Serialises sp into w as runs of equal (state, deliveries) over consecutive offsets: a run
+ * never spans a gap, so loading it back tracks only records. */
 static void part_encode(const struct share_part *sp, kc_writer *w)
 {
     kc_w_i8(w, STATE_VER);
@@ -137,8 +170,9 @@ static void part_encode(const struct share_part *sp, kc_writer *w)
     int64_t first = -1, last = -1;
     uint8_t st = 0, dc = 0;
     for (const struct sbatch *b = sp->head; b; b = b->next) {
-        for (int64_t o = b->base > sp->spso ? b->base : sp->spso; o <= b->last; o++) {
-            const struct srec *r = &b->r[o - b->base];
+        for (int32_t i = rec_lower(b, sp->spso); i < b->n; i++) {
+            const struct srec *r = &b->r[i];
+            int64_t o = rec_off(b, i);
             uint8_t s = stored_state(r->state);
             if (first >= 0 && o == last + 1 && s == st && r->deliveries == dc) {
                 last = o;
@@ -193,16 +227,26 @@ int share_flush(struct shares *ss)
 
 /* ---- the window ---- */
 
-static struct sbatch *sbatch_new(int64_t base, int64_t last)
+/* A tracked batch spanning [base, last] with room for n records (deltas still to fill). */
+static struct sbatch *sbatch_new(int64_t base, int64_t last, int64_t n)
 {
-    if (last < base || last - base >= INT32_MAX)
+    if (last < base || last - base >= INT32_MAX || n <= 0 || n > last - base + 1)
         return NULL;
-    struct sbatch *b = calloc(1, sizeof *b + (size_t)(last - base + 1) * sizeof(struct srec));
+    struct sbatch *b = calloc(1, sizeof *b + (size_t)n * sizeof(struct srec));
     if (!b)
         return NULL;
     b->base = base;
     b->last = last;
-    b->unsettled = (int32_t)(last - base + 1);
+    b->n = b->unsettled = (int32_t)n;
+    return b;
+}
+
+/* A tracked batch with a record at every offset of [base, last]. */
+static struct sbatch *sbatch_dense(int64_t base, int64_t last)
+{
+    struct sbatch *b = sbatch_new(base, last, last - base + 1);
+    for (int32_t i = 0; b && i < b->n; i++)
+        b->r[i].delta = (uint32_t)i;
     return b;
 }
 
@@ -213,18 +257,18 @@ static void window_append(struct share_part *sp, struct sbatch *b)
     else
         sp->head = b;
     sp->tail = b;
-    sp->window += b->last - b->base + 1;
+    sp->window += b->n;
     sp->unsettled += b->unsettled;
 }
 
-/* Drops settled batches from the front and moves spso to the first unsettled offset (or
- * to next when the window is empty). */
+/* Drops settled batches from the front and moves spso to the first unsettled record (or
+ * to next when the window is empty): gaps before it are passed over with it. */
 static void window_trim(struct share_part *sp)
 {
     while (sp->head && sp->head->unsettled == 0) {
         struct sbatch *b = sp->head;
         sp->head = b->next;
-        sp->window -= b->last - b->base + 1;
+        sp->window -= b->n;
         free(b);
     }
     if (!sp->head) {
@@ -232,10 +276,10 @@ static void window_trim(struct share_part *sp)
         sp->spso = sp->next;
         return;
     }
-    int64_t o = sp->head->base;
-    while (o <= sp->head->last && SETTLED(sp->head->r[o - sp->head->base].state))
-        o++;
-    sp->spso = o;
+    int32_t i = 0;
+    while (i < sp->head->n && SETTLED(sp->head->r[i].state))
+        i++;
+    sp->spso = rec_off(sp->head, i); /* unsettled > 0: i < n */
 }
 
 /* Settles one record. */
@@ -294,7 +338,7 @@ int64_t share_part_expire(struct share_part *sp, int64_t now_us)
 {
     int64_t n = 0, soonest = INT64_MAX;
     for (struct sbatch *b = sp->head; b; b = b->next)
-        for (int64_t i = 0; i <= b->last - b->base; i++) {
+        for (int32_t i = 0; i < b->n; i++) {
             struct srec *r = &b->r[i];
             if (r->state != SHARE_ACQUIRED)
                 continue;
@@ -343,10 +387,10 @@ static int part_decode(struct share_part *sp, const uint8_t *v, size_t vl)
         if (first < sp->spso || last >= sp->next || (sp->tail && first <= sp->tail->last) ||
             (st != SHARE_AVAILABLE && !SETTLED(st)))
             return -1;
-        struct sbatch *b = sbatch_new(first, last);
+        struct sbatch *b = sbatch_dense(first, last);
         if (!b)
             return -1;
-        for (int64_t o = 0; o <= last - first; o++) {
+        for (int32_t o = 0; o < b->n; o++) {
             b->r[o].state = st;
             b->r[o].deliveries = dc;
         }
@@ -513,7 +557,7 @@ static void acquire_window(struct share_part *sp, struct partition *p, struct sh
     for (struct sbatch *b = sp->head; b; b = b->next) {
         if (a->records >= max_records || (a->records > 0 && a->bytes >= max_bytes))
             return;
-        for (int64_t i = 0; i <= b->last - b->base; i++) {
+        for (int32_t i = 0; i < b->n; i++) {
             struct srec *r = &b->r[i];
             if (r->state != SHARE_AVAILABLE)
                 continue;
@@ -521,47 +565,113 @@ static void acquire_window(struct share_part *sp, struct partition *p, struct sh
                 rec_settle(sp, b, r, SHARE_ARCHIVED); /* the limit was lowered */
                 continue;
             }
-            if (acq_copy(sp, p, b->base + i, w, a) < 0) {
+            if (acq_copy(sp, p, rec_off(b, i), w, a) < 0) {
                 rec_settle(sp, b, r, SHARE_ARCHIVED); /* gone from the log */
                 continue;
             }
             rec_acquire(sp, r, m, deadline);
-            if (acq_add(a, b->base + i, r->deliveries) < 0)
+            if (acq_add(a, rec_off(b, i), r->deliveries) < 0)
                 return;
         }
     }
 }
 
-/* Acquires the stored batch at w->p + at (len bytes) whole for m; returns 0, 1 when it does
- * not fit (records, bytes or the window cap: nothing changes), or -1 when it is not a batch. */
+/* Reads the offset deltas of the n records of an uncompressed batch body into d, strictly
+ * increasing and within [0, last_delta]. Returns 0, or -1 when the records do not parse. */
+static int batch_deltas(const uint8_t *p, size_t len, int32_t n, int32_t last_delta, uint32_t *d)
+{
+    kc_reader r;
+    kc_reader_init(&r, p, len);
+    for (int32_t i = 0; i < n; i++) {
+        int32_t sz = kc_varint(&r);
+        const uint8_t *rec = kc_raw(&r, sz > 0 ? (size_t)sz : 0);
+        if (!kc_ok(&r) || sz <= 0)
+            return -1;
+        kc_reader body;
+        kc_reader_init(&body, rec, (size_t)sz);
+        kc_i8(&body);      /* attributes */
+        kc_varlong(&body); /* timestampDelta */
+        int32_t delta = kc_varint(&body);
+        if (!kc_ok(&body) || delta < 0 || delta > last_delta ||
+            (i > 0 && (uint32_t)delta <= d[i - 1]))
+            return -1;
+        d[i] = (uint32_t)delta;
+    }
+    return 0;
+}
+
+/* The tracked batch for the records of the stored batch p (header h) at offsets >= from:
+ * only the offsets that hold a record when the batch has gaps (fewer records than offsets)
+ * and they can be read; else every offset, as Kafka does (clients acknowledge the gaps of a
+ * compressed batch as GAP). Returns 0 (*out NULL when no record is at or past from), or -1
+ * when out of memory. */
+static int sbatch_of(const uint8_t *p, size_t len, const struct batch_hdr *h, int64_t from,
+                     struct sbatch **out)
+{
+    int64_t base = h->base_offset, last = base + h->last_offset_delta;
+    *out = NULL;
+    if (from < base)
+        from = base;
+    if (last < from)
+        return 0;
+    bool sparse = h->count > 0 && (int64_t)h->count <= h->last_offset_delta &&
+                  (h->attributes & BATCH_ATTR_COMPRESSION_MASK) == 0 &&
+                  (size_t)h->count <= (len - BATCH_HEADER_LEN) / 7; /* 7: the least record */
+    uint32_t *d = sparse ? malloc((size_t)h->count * sizeof *d) : NULL;
+    if (sparse && !d)
+        return -1;
+    if (!sparse || batch_deltas(p + BATCH_HEADER_LEN, len - BATCH_HEADER_LEN, h->count,
+                                h->last_offset_delta, d) < 0) {
+        free(d);
+        return (*out = sbatch_dense(from, last)) ? 0 : -1;
+    }
+    int32_t i0 = 0;
+    while (i0 < h->count && base + d[i0] < from)
+        i0++;
+    if (i0 == h->count) {
+        free(d);
+        return 0;
+    }
+    struct sbatch *b = sbatch_new(from, last, h->count - i0);
+    for (int32_t i = 0; b && i < b->n; i++)
+        b->r[i].delta = (uint32_t)(base + d[i0 + i] - from);
+    free(d);
+    *out = b;
+    return b ? 0 : -1;
+}
+
+/* Acquires the records of the stored batch at w->p + at (len bytes) for m; returns 0, 1
+ * when it does not fit (records, bytes or the window cap: nothing changes) or holds no
+ * record at or past next (next moves past it), or -1 when it is not a batch. */
 static int acquire_one(struct share_part *sp, struct share_member *m, int32_t max_records,
                        int64_t max_bytes, kc_writer *w, size_t at, size_t len,
                        struct share_acquired *a, int64_t deadline)
 {
     struct batch_hdr h;
-    if (batch_parse_hdr(w->p + at, len, &h) < 0)
+    if (len < BATCH_HEADER_LEN || batch_parse_hdr(w->p + at, len, &h) < 0)
         return -1;
     int64_t last = h.base_offset + h.last_offset_delta;
-    int64_t base = h.base_offset > sp->next ? h.base_offset : sp->next;
-    if (last < base) { /* wholly before next: a stale batch */
-        sp->next = last + 1 > sp->next ? last + 1 : sp->next;
+    if (last < sp->next) /* wholly before next: a stale batch */
         return 1;
-    }
     if (a->records > 0 && (a->records >= max_records || a->bytes + (int64_t)len > max_bytes ||
                            sp->window >= sp->g->cfg.max_inflight))
         return 1;
-    struct sbatch *b = sbatch_new(base, last);
-    if (!b || acq_grow(a, false) < 0) {
+    struct sbatch *b;
+    if (sbatch_of(w->p + at, len, &h, sp->next, &b) < 0 || (b && acq_grow(a, false) < 0)) {
         free(b);
+        return 1;
+    }
+    if (!b) { /* only a gap left of it: nothing to hand out */
+        sp->next = last + 1;
         return 1;
     }
     a->b[a->nb++] = (struct share_wbatch){at, len, h.base_offset, last};
     a->bytes += (int64_t)len;
     window_append(sp, b);
     sp->next = last + 1;
-    for (int64_t o = base; o <= last; o++) {
-        rec_acquire(sp, &b->r[o - base], m, deadline);
-        acq_add(a, o, 1);
+    for (int32_t i = 0; i < b->n; i++) {
+        rec_acquire(sp, &b->r[i], m, deadline);
+        acq_add(a, rec_off(b, i), 1);
     }
     return 0;
 }
@@ -607,8 +717,8 @@ static void follow_log_start(struct share_part *sp, const struct partition *p)
     if (sp->spso >= p->log_start)
         return;
     for (struct sbatch *b = sp->head; b && b->base < p->log_start; b = b->next)
-        for (int64_t o = b->base; o <= b->last && o < p->log_start; o++) {
-            struct srec *r = &b->r[o - b->base];
+        for (int32_t i = 0; i < b->n && rec_off(b, i) < p->log_start; i++) {
+            struct srec *r = &b->r[i];
             if (!SETTLED(r->state))
                 rec_settle(sp, b, r, SHARE_ARCHIVED);
         }
@@ -655,7 +765,7 @@ void share_acquired_free(struct share_acquired *a)
 bool share_part_has_available(struct share_part *sp)
 {
     for (struct sbatch *b = sp->head; b; b = b->next)
-        for (int64_t i = 0; i <= b->last - b->base; i++)
+        for (int32_t i = 0; i < b->n; i++)
             if (b->r[i].state == SHARE_AVAILABLE)
                 return true;
     struct partition *p = part_log(sp);
@@ -664,16 +774,15 @@ bool share_part_has_available(struct share_part *sp)
 
 /* ---- acknowledging ---- */
 
-/* Calls fn on every tracked record of [first, last]. */
+/* Calls fn on every tracked record of [first, last] (gaps have none). */
 typedef void rec_fn(struct share_part *sp, struct sbatch *b, struct srec *r, void *arg);
 static void for_range(struct share_part *sp, int64_t first, int64_t last, rec_fn *fn, void *arg)
 {
     for (struct sbatch *b = sp->head; b && b->base <= last; b = b->next) {
         if (b->last < first)
             continue;
-        int64_t lo = first > b->base ? first : b->base, hi = last < b->last ? last : b->last;
-        for (int64_t o = lo; o <= hi; o++)
-            fn(sp, b, &b->r[o - b->base], arg);
+        for (int32_t i = rec_lower(b, first); i < b->n && rec_off(b, i) <= last; i++)
+            fn(sp, b, &b->r[i], arg);
     }
 }
 
@@ -799,7 +908,7 @@ int64_t share_member_release(struct share_member *m)
     for (struct share_part *sp = m->g->parts; sp && m->held > 0; sp = sp->gnext) {
         int64_t n = 0;
         for (struct sbatch *b = sp->head; b; b = b->next)
-            for (int64_t i = 0; i <= b->last - b->base; i++)
+            for (int32_t i = 0; i < b->n; i++)
                 if (b->r[i].state == SHARE_ACQUIRED && b->r[i].owner == m) {
                     rec_release(sp, b, &b->r[i]);
                     n++;
@@ -876,9 +985,9 @@ struct share_range *share_part_held(struct share_part *sp, const struct share_me
 {
     struct share_acquired a = {0};
     for (struct sbatch *b = sp->head; b; b = b->next)
-        for (int64_t i = 0; i <= b->last - b->base; i++)
+        for (int32_t i = 0; i < b->n; i++)
             if (b->r[i].state == SHARE_ACQUIRED && b->r[i].owner == m)
-                acq_add(&a, b->base + i, b->r[i].deliveries);
+                acq_add(&a, rec_off(b, i), b->r[i].deliveries);
     *n = a.nr;
     return a.r;
 }
@@ -890,10 +999,13 @@ int share_part_record_state(struct share_part *sp, int64_t offset, int32_t *deli
         return SHARE_ACKED;
     for (struct sbatch *b = sp->head; b; b = b->next)
         if (offset >= b->base && offset <= b->last) {
-            *deliveries = b->r[offset - b->base].deliveries;
-            return b->r[offset - b->base].state;
+            int32_t i = rec_lower(b, offset);
+            if (i == b->n || rec_off(b, i) != offset)
+                return SHARE_ARCHIVED; /* a gap */
+            *deliveries = b->r[i].deliveries;
+            return b->r[i].state;
         }
-    return SHARE_AVAILABLE;
+    return offset < sp->next ? SHARE_ARCHIVED : SHARE_AVAILABLE;
 }
 
 /* ---- groups ---- */

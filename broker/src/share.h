@@ -14,6 +14,13 @@
  * next on, everything is available and not yet fetched. The window holds at most the
  * group's max_inflight records (one batch more when a single batch is bigger).
  *
+ * Gaps: offsets that hold no record (between batches, or inside a batch whose
+ * lastOffsetDelta claims more offsets than it has records, as compacted batches and
+ * dataset objects do) are never tracked: they are not in-flight, count toward no cap, are
+ * never handed out in acquired ranges, and acknowledging over them is a no-op. (The one
+ * exception is a compressed batch with gaps, which the engine does not decompress: as in
+ * Kafka, all its offsets are tracked and clients acknowledge the missing ones as GAP.)
+ *
  * Persistence: each share-partition is one record in STORE_CF_SHARE holding spso and the
  * in-flight window as runs of {first, last, state, delivery count}; acquired records are
  * stored as available with their delivery count (a restart returns them). A mutation
@@ -204,7 +211,8 @@ void share_part_stats(const struct share_part *sp, struct share_stats *st);
 /* Acquires for m the next available records: first those in the window that went back to
  * available (in offset order), then new batches from the log, until max_records or
  * max_bytes (at least one batch when any is available), within the in-flight cap.
- * Whole stored batches are copied into w; out gets the batches and acquired ranges.
+ * Whole stored batches are copied into w; out gets the batches and acquired ranges (which
+ * cover records only: a gap splits them).
  * A record acquired again has its delivery count raised; one at the limit is archived
  * instead of handed out. Returns a Kafka error code (KERR_NONE when nothing was
  * available: out->records == 0). */
@@ -239,7 +247,8 @@ int64_t share_part_expire(struct share_part *sp, int64_t now_us);
  * NULL with *n = 0 when none. For tests and the admin API. */
 struct share_range *share_part_held(struct share_part *sp, const struct share_member *m, int *n);
 /* The state and delivery count of one offset: SHARE_ACKED below spso (or archived: the
- * engine does not remember which), SHARE_AVAILABLE at or past next. */
+ * engine does not remember which), SHARE_ARCHIVED for a gap in the window, SHARE_AVAILABLE
+ * at or past next. */
 int share_part_record_state(struct share_part *sp, int64_t offset, int32_t *deliveries);
 
 #endif

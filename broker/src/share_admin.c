@@ -2,6 +2,7 @@
 #include "share_admin.h"
 
 #include "broker.h"
+#include "sgroup.h"
 #include "share.h"
 #include "share_view.h"
 #include "topic.h"
@@ -24,8 +25,9 @@ static int opt_int(const cJSON *o, const char *k, int64_t lo, int64_t hi, int64_
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     if (!v)
         return 0;
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble ||
-        v->valuedouble < (double)lo || v->valuedouble > (double)hi)
+    /* the range first: converting a double outside int64_t's (1e999 is inf) is undefined */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)lo && v->valuedouble <= (double)hi) ||
+        v->valuedouble != (double)(int64_t)v->valuedouble)
         return -1;
     *out = (int64_t)v->valuedouble;
     return 0;
@@ -100,16 +102,24 @@ cJSON *share_admin_put(struct broker *b, const char *id, const cJSON *body, int 
 cJSON *share_admin_release(struct broker *b, const char *id, const char *member, int *status)
 {
     struct share_group *g = share_group_get(b->shares, id, strlen(id), false);
-    if (!g)
+    bool sg = b->sgroups && sgroup_find(b->sgroups, id, strlen(id));
+    if (!g && !sg)
         return err_body(status, 404, "not_found", "no such share group");
     int64_t n = 0;
     bool found = false;
-    struct share_member *m = share_member_get(g, member, strlen(member), false);
+    /* a KIP-932 member by member id, then every one whose client.id is {member} (the
+     * operator names pods; a member-id match released above gives back nothing twice) */
+    struct share_member *m = g ? share_member_get(g, member, strlen(member), false) : NULL;
     if (m) {
         n += share_member_release(m);
         found = true;
     }
-    int64_t v = share_view_release_member(b, g, member);
+    int64_t c = sgroup_release_client(b->sgroups, id, member);
+    if (c >= 0) {
+        n += c;
+        found = true;
+    }
+    int64_t v = g ? share_view_release_member(b, g, member) : -1;
     if (v >= 0) {
         n += v;
         found = found || v > 0;

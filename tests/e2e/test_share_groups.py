@@ -493,3 +493,70 @@ def test_group_config_describe_and_bad_values(broker, tools):
     assert cfg["share.record.lock.duration.ms"] == "15000"
     assert cfg["share.auto.offset.reset"] == "latest"
     assert cfg["share.delivery.count.limit"] == "5"
+
+
+@pytest.mark.timeout(120)
+def test_release_call_finds_share_members_by_client_id(broker, tools):
+    """POST /v1/share-groups/{id}/members/{member}/release with a pod name: every share
+    member whose client.id is that name gives its records back at once (the operator's
+    spot-reclaim path); member ids keep working."""
+    topic = unique("share-relcid")
+    broker.create_topic(topic, partitions=1)
+    group = share_group(broker, tools)
+    produce(broker, topic, values(30), per_batch=5)
+    pod, other = unique("trainer-a"), unique("trainer-b")
+    members = [(uuid.uuid4().hex, pod), (uuid.uuid4().hex, pod), (uuid.uuid4().hex, other)]
+    conns = [kwire.Conn.to(broker, client_id=cid) for _, cid in members]
+    try:
+        tid = topic_id_of(conns[0], topic)
+        for (mid, _), c in zip(members, conns):
+            hb = decode_heartbeat(c.request(SHARE_GROUP_HEARTBEAT, 1, heartbeat_body(group, mid, 0, [topic])))
+            assert hb["error_code"] == 0, hb
+            f = decode_share_fetch(c.request(SHARE_FETCH, 1, share_fetch_body(group, mid, 0, tid, {0: []}, max_records=5)))
+            assert f["error_code"] == 0 and len(f["parts"][0]["acquired"]) == 1, f
+
+        def held():
+            st, g = broker.http("GET", "/v1/share-groups/" + group)
+            assert st == 200, g
+            return {m["member_id"]: m["inflight"] for m in g["members"]}, g["acquired"]
+
+        assert held() == ({members[0][0]: 5, members[1][0]: 5, members[2][0]: 5}, 15)
+        # the pod name matches both of its members, and nobody else's records
+        st, r = broker.http("POST", "/v1/share-groups/%s/members/%s/release" % (group, pod))
+        assert st == 200 and r["known"] and r["released"] == 10, r
+        assert held() == ({members[0][0]: 0, members[1][0]: 0, members[2][0]: 5}, 5)
+        # released records go to the next fetch at once, not after the lock
+        f = decode_share_fetch(conns[2].request(SHARE_FETCH, 1, share_fetch_body(group, members[2][0], 1, tid, {}, max_records=500)))
+        got = sum(last - first + 1 for first, last, _ in f["parts"][0]["acquired"])
+        assert got >= 10, f
+        # a member id still works; an unknown name is not known
+        st, r = broker.http("POST", "/v1/share-groups/%s/members/%s/release" % (group, members[2][0]))
+        assert st == 200 and r["known"] and r["released"] == 5 + got, r
+        st, r = broker.http("POST", "/v1/share-groups/%s/members/nobody/release" % group)
+        assert st == 200 and not r["known"] and r["released"] == 0, r
+    finally:
+        for c in conns:
+            c.close()
+
+
+@pytest.mark.timeout(120)
+def test_release_call_by_client_id_with_the_share_consumer(broker, tools):
+    """The librdkafka share consumer's client.id (its default, "rdkafka", here) names it
+    for the release call: what it holds goes to another consumer before its lock ends."""
+    topic = unique("share-relrdk")
+    broker.create_topic(topic, partitions=1)
+    group = share_group(broker, tools, lock_ms=60000)
+    want = values(20)
+    produce(broker, topic, want, per_batch=10)
+    a = ShareConsumer(tools, broker, group, topic, "-H", "0", "-T", "60000")
+    try:
+        a.wait_line("HOLDING")
+        st, r = broker.http("POST", "/v1/share-groups/%s/members/rdkafka/release" % group)
+        assert st == 200 and r["known"] and r["released"] > 0, r
+        t0 = time.monotonic()
+        b = ShareConsumer(tools, broker, group, topic, "-n", str(len(want)), "-I", "4000", "-T", "40000").wait()
+        # the first consumer holds nothing more: the release happened, not its 60 s lock
+        assert sorted(b.accepted()) == sorted(want), b.describe()
+        assert time.monotonic() - t0 < 40
+    finally:
+        a.kill9()

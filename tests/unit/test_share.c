@@ -1,6 +1,7 @@
 /* test_share.c: the share-state engine: acquire/acknowledge, per-offset states inside a
  * batch, lock expiry, the delivery limit archiving a poison record, the in-flight cap,
- * member release, and state that survives a broker restart. */
+ * member release, state that survives a broker restart, and logs with gaps (offsets that
+ * hold no record) that must never be in flight. */
 #include "unit_broker.h"
 
 #include "conn.h"
@@ -445,6 +446,121 @@ static void test_return(void **state)
     assert_int_equal(st.redeliveries_total, 24); /* handed out again, though uncounted */
 }
 
+/* ---- gaps ---- */
+
+enum { OBJ = 1 << 24 }; /* a dataset object's offset range */
+
+/* Stores a batch at base with records at the given offset deltas, claiming offsets up to
+ * base + last_delta (as a compacted batch or a dataset object's last batch does), and moves
+ * the high watermark past it. Such batches come from the broker itself, not from produce. */
+static void put_sparse(struct ub *u, const char *topic, int64_t base, const int32_t *deltas,
+                       int n, int32_t last_delta)
+{
+    struct partition *p = ub_part(u, topic, 0);
+    kc_writer w;
+    kc_writer_init(&w, 0);
+    struct batch_enc e;
+    batch_enc_begin(&e, &w, base, 1000);
+    for (int i = 0; i < n; i++) {
+        struct batch_piece v = {"rec", 3};
+        struct batch_record r = {.value = &v, .nvalue = 1, .timestamp = 1000};
+        assert_int_equal(batch_enc_add(&e, &r, deltas[i]), 0);
+    }
+    assert_true(batch_enc_end(&e, last_delta) > 0);
+    uint8_t k[STORE_LOG_KEY_LEN];
+    store_log_key(k, p->topic->id, p->id, base);
+    assert_int_equal(store_put(u->b.store, STORE_CF_LOG, k, sizeof k, w.p, w.len), 0);
+    p->hwm = base + last_delta + 1;
+    p->bytes += (int64_t)w.len;
+    kc_writer_free(&w);
+}
+
+/* Three "objects": one record; three records; records at 0, 3 and 7 (holes inside). */
+static void put_objects(struct ub *u, const char *topic)
+{
+    static const int32_t one[] = {0}, three[] = {0, 1, 2}, holes[] = {0, 3, 7};
+    put_sparse(u, topic, 0, one, 1, OBJ - 1);
+    put_sparse(u, topic, OBJ, three, 3, OBJ - 1);
+    put_sparse(u, topic, 2 * OBJ, holes, 3, OBJ - 1);
+}
+
+static int64_t inflight(struct share_group *g)
+{
+    struct share_stats st;
+    share_group_stats(g, &st);
+    return st.inflight;
+}
+
+/* Gaps are not records: not acquired, not in flight, not counted against the cap, not in
+ * the acquired ranges; acknowledging over them is fine; all of that across a restart. */
+static void test_gaps(void **state)
+{
+    struct ub *u = *state;
+    put_objects(u, "t");
+    struct share_group *g = group(u, 30000, 5, 4);
+    struct share_part *sp = spart(u, g);
+    struct share_member *m1 = mem(g, "m1"), *m2 = mem(g, "m2");
+    struct share_acquired a;
+    /* the cap of 4 records takes the first two objects, whatever offsets they span */
+    assert_int_equal(acquire(sp, m1, 0, &a), 4);
+    assert_int_equal(a.nr, 2);
+    assert_int_equal(a.r[0].first, 0);
+    assert_int_equal(a.r[0].last, 0);
+    assert_int_equal(a.r[1].first, OBJ);
+    assert_int_equal(a.r[1].last, OBJ + 2);
+    share_acquired_free(&a);
+    assert_int_equal(inflight(g), 4);
+    assert_int_equal(share_member_inflight(m1), 4);
+    assert_int_equal(share_part_next(sp), 2 * OBJ);
+    assert_int_equal(acquire(sp, m2, 0, &a), 0); /* at the cap */
+    share_acquired_free(&a);
+    assert_false(share_part_has_available(sp));
+    int32_t dc;
+    assert_int_equal(share_part_record_state(sp, 1, &dc), SHARE_ARCHIVED); /* a gap */
+    assert_int_equal(share_part_record_state(sp, OBJ + 1, &dc), SHARE_ACQUIRED);
+    /* one acknowledgement over records and gaps alike */
+    assert_int_equal(share_acknowledge(sp, m1, 0, OBJ + 2, SHARE_ACK_ACCEPT), KERR_NONE);
+    assert_int_equal(inflight(g), 0);
+    assert_int_equal(share_part_start(sp), 2 * OBJ);
+    assert_true(share_part_has_available(sp));
+    /* the third object: a gap splits the ranges */
+    assert_int_equal(acquire(sp, m2, 0, &a), 3);
+    assert_int_equal(a.nr, 3);
+    assert_int_equal(a.r[1].first, 2 * OBJ + 3);
+    assert_int_equal(a.r[2].last, 2 * OBJ + 7);
+    share_acquired_free(&a);
+    assert_int_equal(share_part_next(sp), 3 * OBJ);
+    assert_int_equal(share_part_record_state(sp, 2 * OBJ + 1, &dc), SHARE_ARCHIVED);
+    /* a GAP acknowledgement of offsets without records changes nothing */
+    assert_int_equal(share_acknowledge(sp, m2, 2 * OBJ + 1, 2 * OBJ + 2, SHARE_ACK_GAP),
+                     KERR_NONE);
+    assert_int_equal(inflight(g), 3);
+    /* released records come back alone, with their delivery counts */
+    assert_int_equal(share_member_release(m2), 3);
+    assert_int_equal(acquire(sp, m1, 0, &a), 3);
+    assert_int_equal(a.nr, 3);
+    assert_int_equal(a.r[0].deliveries, 2);
+    share_acquired_free(&a);
+    assert_int_equal(share_acknowledge(sp, m1, 2 * OBJ, 2 * OBJ + 3, SHARE_ACK_ACCEPT), KERR_NONE);
+    assert_true(share_flush(u->b.shares) > 0);
+    /* after a restart only the one record left is in flight */
+    ub_restart(u);
+    g = share_group_get(u->b.shares, "g", 1, false);
+    assert_non_null(g);
+    sp = spart(u, g);
+    assert_int_equal(inflight(g), 1);
+    assert_int_equal(share_part_start(sp), 2 * OBJ + 7);
+    m1 = mem(g, "m1");
+    assert_int_equal(acquire(sp, m1, 0, &a), 1);
+    assert_int_equal(a.r[0].first, 2 * OBJ + 7);
+    share_acquired_free(&a);
+    assert_int_equal(share_acknowledge(sp, m1, 2 * OBJ + 7, 2 * OBJ + 7, SHARE_ACK_ACCEPT),
+                     KERR_NONE);
+    assert_int_equal(inflight(g), 0);
+    assert_int_equal(share_part_start(sp), 3 * OBJ);
+    assert_false(share_part_has_available(sp));
+}
+
 /* ---- shared views ---- */
 
 static struct topic *view_topic(struct ub *u, const char *name)
@@ -580,6 +696,33 @@ static void test_view_restart(void **state)
     assert_int_equal(vread(u, v, 1, 2, 20, bases, &hwm), 0); /* everything handed out */
 }
 
+/* A view over a log with gaps: the gaps take no room of a virtual partition's cap, and a
+ * commit after the last record settles everything. */
+static void test_view_gaps(void **state)
+{
+    struct ub *u = *state;
+    struct topic *t = view_topic(u, "vg");
+    put_objects(u, "vg");
+    struct sview *v = share_view_find(&u->b, "vg.shared", 9);
+    assert_non_null(v);
+    int64_t bases[16], hwm;
+    /* 7 records under a cap of 10: all three objects at once, numbered by their spans */
+    assert_int_equal(vread(u, v, 1, 0, 0, bases, &hwm), 3);
+    assert_int_equal(bases[0], 0);
+    assert_int_equal(bases[1], OBJ);
+    assert_int_equal(bases[2], 2 * OBJ);
+    assert_int_equal(hwm, 3 * OBJ);
+    struct share_group *g = share_group_get(u->b.shares, "vg.shared", 9, false);
+    assert_non_null(g);
+    assert_int_equal(inflight(g), 7);
+    /* a consumer commits the offset after the last record it saw */
+    share_view_committed(&u->b, "g", "vg.shared", 9, 0, 2 * OBJ + 8);
+    assert_int_equal(inflight(g), 0);
+    struct share_part *sp = share_part_find(g, t->id, 0);
+    assert_non_null(sp);
+    assert_int_equal(share_part_start(sp), 3 * OBJ);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, ub_teardown)
@@ -588,7 +731,7 @@ int main(void)
         T(test_lock_timer),       T(test_poison),         T(test_poison_expiry),
         T(test_inflight_cap),     T(test_release_member), T(test_restart),
         T(test_reset_and_config), T(test_return),         T(test_view),
-        T(test_view_restart),
+        T(test_view_restart),     T(test_gaps),           T(test_view_gaps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
