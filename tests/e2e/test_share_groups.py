@@ -123,15 +123,13 @@ class ShareConsumer:
 
 
 def produce(broker, topic, values, per_batch=1):
-    """Produces values in order, per_batch records to a stored batch."""
-    from confluent_kafka import Producer
-    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0, "acks": "all",
-                  "batch.num.messages": per_batch, "enable.idempotence": False})
-    for i, v in enumerate(values):
-        p.produce(topic, v.encode(), partition=0)
-        if (i + 1) % per_batch == 0:
-            p.flush(10)
-    assert p.flush(10) == 0
+    """Produces values in order, exactly per_batch records to a stored batch (raw Produce:
+    a client with linger.ms=0 may send the first record of a batch on its own)."""
+    with kwire.Conn.to(broker) as c:
+        for i in range(0, len(values), per_batch):
+            batch = kwire.record_batch([(None, v.encode()) for v in values[i:i + per_batch]])
+            r = c.produce(9, topic, 0, batch)
+            assert r["error_code"] == 0, r
 
 
 def values(n, tag="v"):
