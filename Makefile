@@ -1,7 +1,7 @@
 # Sluice: one Makefile for the broker, controller, tests and benchmarks.
 #   make                      build build/bin/sluice-broker and sluice-controller
 #   make SANITIZER=address,undefined
-#   make run | test | bench | fuzz | fuzz-check | unit | e2e | clean
+#   make run | test | bench | fuzz | fuzz-check | fuzz-merge | unit | e2e | clean
 CC        ?= cc
 OPT       ?= -O2
 CFLAGS    ?= $(OPT) -g
@@ -34,7 +34,7 @@ ifneq ($(CTL_SRC),)
 TARGETS += $(BIN)/sluice-controller
 endif
 
-.PHONY: all deps test-deps run test unit e2e bench fuzz fuzz-check fuzz-build fuzz-deps clean format images manifests
+.PHONY: all deps test-deps run test unit e2e bench fuzz fuzz-check fuzz-build fuzz-deps fuzz-merge clean format images manifests
 all: $(TARGETS)
 
 $(OBJ)/%.o: %.c
@@ -76,10 +76,13 @@ unit: $(UNIT_BIN)
 e2e: all
 	@SLUICE_BIN=$(BIN) tests/e2e/run.sh
 
-# Everything a newcomer needs: dependencies, a sanitizer build, unit and e2e tests.
+# Everything a newcomer needs: dependencies, a sanitizer build, unit and e2e tests, and
+# every fuzz target briefly on its committed corpus.
 test: test-deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SANITIZER=address,undefined all unit e2e
+	@$(MAKE) --no-print-directory -j$(FUZZ_JOBS) fuzz-build
+	@$(MAKE) --no-print-directory fuzz-check
 
 bench: test-deps
 	@$(MAKE) --no-print-directory all
@@ -97,10 +100,15 @@ manifests:
 # libFuzzer targets (tests/fuzz/fuzz_*.c), built by clang against the broker's objects
 # compiled with coverage and ASan/UBSan into build/fuzz/. `make fuzz` runs each target
 # FUZZ_SECONDS on its seed corpus (tests/fuzz/corpus/<target>/, read-only: new inputs go
-# to build/fuzz/corpus/<target>/); `make fuzz-check` is the 10 s regression run for CI.
-# Crashing inputs land in build/fuzz/crashes/.
+# to build/fuzz/corpus/<target>/) and on the inputs that once failed
+# (tests/fuzz/regress/<target>/, kept whatever merging drops); `make fuzz-check` is the
+# 10 s regression run for CI.
+# Crashing inputs land in build/fuzz/crashes/. `make fuzz-merge` minimises the committed
+# corpora with what the runs found and any seeds in build/fuzz/seeds/<target>/ (from
+# tests/fuzz/make_corpus.py and capture.py); tests/fuzz/README.md has the details.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_BUILD   := build/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS  := -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN)
@@ -113,12 +121,16 @@ $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(WARN) -MMD -MP -c $< -o $@
 
-$(FUZZ_BUILD)/bin/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LOBJ)
+# Per-target link flags: fuzz_frame's scratch connection has neither listener nor server,
+# so it wraps what needs them (see the file's header).
+FUZZ_LDFLAGS_frame := -Wl,--wrap=conn_protocol,--wrap=kslot_complete,--wrap=conn_abort
+
+$(FUZZ_BUILD)/bin/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_LOBJ)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(WARN) -o $@ $^ \
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_LDFLAGS_$*) -o $@ $^ \
 		$(BROKER_LIBS) -lcmocka
 
-.SECONDARY: $(FUZZ_LOBJ)
+.SECONDARY: $(FUZZ_LOBJ) $(FUZZ_NAMES:%=$(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o)
 fuzz-build: fuzz-deps $(FUZZ_BINS)
 
 fuzz-deps:
@@ -128,9 +140,12 @@ fuzz-deps:
 define fuzz_run
 	@set -e; mkdir -p $(FUZZ_BUILD)/crashes; for n in $(FUZZ_NAMES); do \
 		echo "== fuzz_$$n ($(1) s)"; mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
+		UBSAN_OPTIONS=print_stacktrace=1 \
+		LSAN_OPTIONS=suppressions=tests/fuzz/lsan.supp:print_suppressions=0 \
 		$(FUZZ_BUILD)/bin/fuzz_$$n -max_total_time=$(1) -print_final_stats=1 \
 			-artifact_prefix=$(FUZZ_BUILD)/crashes/$$n- $(FUZZ_ARGS) \
-			$(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$$n; \
+			$(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$$n \
+			$$(ls -d tests/fuzz/regress/$$n 2>/dev/null); \
 	done
 endef
 
@@ -139,6 +154,22 @@ fuzz: fuzz-build
 
 fuzz-check: fuzz-build
 	$(call fuzz_run,10)
+
+# Merges each committed corpus, the inputs runs found and the seeds into a fresh
+# directory (libFuzzer -merge=1 keeps only inputs that add coverage), then replaces the
+# committed corpus with it.
+fuzz-merge: fuzz-build
+	@set -e; for n in $(FUZZ_NAMES); do \
+		rm -rf $(FUZZ_BUILD)/merged/$$n; mkdir -p $(FUZZ_BUILD)/merged/$$n \
+			$(FUZZ_BUILD)/corpus/$$n $(FUZZ_BUILD)/seeds/$$n; \
+		LSAN_OPTIONS=suppressions=tests/fuzz/lsan.supp:print_suppressions=0 \
+		$(FUZZ_BUILD)/bin/fuzz_$$n -merge=1 $(FUZZ_BUILD)/merged/$$n tests/fuzz/corpus/$$n \
+			$(FUZZ_BUILD)/corpus/$$n $(FUZZ_BUILD)/seeds/$$n > $(FUZZ_BUILD)/merged/$$n.log 2>&1 \
+			|| { tail -n 30 $(FUZZ_BUILD)/merged/$$n.log; exit 1; }; \
+		rm -rf tests/fuzz/corpus/$$n; cp -r $(FUZZ_BUILD)/merged/$$n tests/fuzz/corpus/$$n; \
+		echo "fuzz_$$n: $$(ls tests/fuzz/corpus/$$n | wc -l) inputs, $$(du -sk --apparent-size \
+			tests/fuzz/corpus/$$n | cut -f1) KiB"; \
+	done
 
 format:
 	clang-format -i broker/src/*.[ch] controller/src/*.[ch] tests/unit/*.c
