@@ -224,42 +224,14 @@ static void fetch_partition(struct kreq *req, kc_writer *w, struct topic *t, str
         hook_partition(x->collect, p);
 }
 
-static struct topic *fetch_resolve(struct kreq *req, kc_writer *w, int16_t *terr,
-                                   struct sview **sv);
-
-/* Whether the principal may read what was resolved: the topic, or the view (whose
- * source topic it must be allowed to read too). */
-static bool fetch_allowed(struct kreq *req, const struct topic *t, const struct sview *sv,
-                          kc_str name)
-{
-    if (t)
-        return auth_allowed(req, ACL_RES_TOPIC, t->name, strlen(t->name), ACL_OP_READ);
-    if (sv) {
-        const char *vn = share_view_name(sv);
-        return auth_topic_read(req, vn, strlen(vn));
-    }
-    return name.len < 0 ||
-           auth_allowed(req, ACL_RES_TOPIC, name.p, (size_t)name.len, ACL_OP_READ);
-}
-
-/* Resolves the topic (by id from v13, else by name), or a shared view into *sv; one
- * the principal may not read resolves to nothing with TOPIC_AUTHORIZATION_FAILED. */
+/* Resolves the topic (by id from v13, else by name), or a shared view into *sv. What
+ * the principal may not read resolves to nothing with TOPIC_AUTHORIZATION_FAILED: a
+ * topic, a view (which needs Read on its source too), or a name, whether or not it
+ * exists. One check per topic. */
 static struct topic *fetch_topic(struct kreq *req, kc_writer *w, int16_t *terr, struct sview **sv)
 {
-    static const kc_str by_id = {NULL, -1};
-    struct topic *t = fetch_resolve(req, w, terr, sv);
-    if (!*terr && !fetch_allowed(req, t, *sv, by_id)) {
-        *terr = KERR_TOPIC_AUTHORIZATION_FAILED;
-        *sv = NULL;
-        t = NULL;
-    }
-    return t;
-}
-
-static struct topic *fetch_resolve(struct kreq *req, kc_writer *w, int16_t *terr,
-                                   struct sview **sv)
-{
     uint8_t id[16];
+    kc_str name = {NULL, -1};
     struct topic *t;
     *sv = NULL;
     if (req->api_version >= 13) {
@@ -268,19 +240,26 @@ static struct topic *fetch_resolve(struct kreq *req, kc_writer *w, int16_t *terr
         if (!t)
             *sv = share_view_find_id(req->b, id);
         kc_w_uuid(w, id);
-        *terr = t || *sv ? KERR_NONE : KERR_UNKNOWN_TOPIC_ID;
-        return t;
+    } else {
+        name = kc_string(&req->r, req->flexible);
+        kc_w_string(w, req->flexible, name.p, name.len < 0 ? 0 : name.len);
+        t = name.len >= 0 ? topic_find(req->b->topics, name.p, (size_t)name.len) : NULL;
+        if (!t && name.len > 0)
+            *sv = share_view_find(req->b, name.p, (size_t)name.len);
     }
-    kc_str name = kc_string(&req->r, req->flexible);
-    kc_w_string(w, req->flexible, name.p, name.len < 0 ? 0 : name.len);
-    if (!fetch_allowed(req, NULL, NULL, name)) { /* whether or not it exists */
+    const char *vn = *sv ? share_view_name(*sv) : NULL;
+    bool ok = t     ? auth_allowed(req, ACL_RES_TOPIC, t->name, strlen(t->name), ACL_OP_READ)
+              : vn  ? auth_topic_read(req, vn, strlen(vn))
+                    : name.len < 0 ||
+                         auth_allowed(req, ACL_RES_TOPIC, name.p, (size_t)name.len, ACL_OP_READ);
+    if (!ok) {
         *terr = KERR_TOPIC_AUTHORIZATION_FAILED;
+        *sv = NULL;
         return NULL;
     }
-    t = name.len >= 0 ? topic_find(req->b->topics, name.p, (size_t)name.len) : NULL;
-    if (!t && name.len > 0)
-        *sv = share_view_find(req->b, name.p, (size_t)name.len);
-    *terr = t || *sv ? KERR_NONE : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    *terr = t || *sv                   ? KERR_NONE
+            : req->api_version >= 13 ? KERR_UNKNOWN_TOPIC_ID
+                                     : KERR_UNKNOWN_TOPIC_OR_PARTITION;
     return t;
 }
 

@@ -8,7 +8,6 @@
 #include "principals.h"
 #include "quota.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,23 +155,10 @@ cJSON *principal_admin_get(struct broker *b, const char *name)
 
 /* ---- PUT ---- */
 
-/* Decodes standard base64 s into out (at most cap bytes). Returns the length or -1. */
+/* Decodes the base64 string s into out (at most cap bytes). Returns the length or -1. */
 static int b64_field(const char *s, uint8_t *out, size_t cap)
 {
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n % 4 || n / 4 * 3 > cap + 2)
-        return -1;
-    uint8_t tmp[SCRAM_KEY_MAX + SCRAM_SALT_MAX + 4];
-    if (n / 4 * 3 > sizeof tmp)
-        return -1;
-    int len = EVP_DecodeBlock(tmp, (const unsigned char *)s, (int)n);
-    if (len < 0)
-        return -1;
-    len -= (s[n - 1] == '=') + (n > 1 && s[n - 2] == '=');
-    if (len <= 0 || (size_t)len > cap)
-        return -1;
-    memcpy(out, tmp, (size_t)len);
-    return len;
+    return s ? scram_b64_decode(s, strlen(s), out, cap) : -1;
 }
 
 /* Reads one pre-derived credential {mechanism, salt, iterations, stored_key,

@@ -117,8 +117,6 @@ static int b64_val(uint8_t c)
     return -1;
 }
 
-/* Decodes n characters into out (cap bytes). Returns the decoded length, or -1
- * if the input is not canonical padded base64 or does not fit. */
 static int b64_decode(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
 {
     size_t o = 0;
@@ -144,6 +142,11 @@ static int b64_decode(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
             out[o++] = (uint8_t)(v >> (16 - 8 * j));
     }
     return (int)o;
+}
+
+int scram_b64_decode(const char *in, size_t n, uint8_t *out, size_t cap)
+{
+    return b64_decode((const uint8_t *)in, n, out, cap);
 }
 
 /* ---- credentials ---- */

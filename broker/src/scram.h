@@ -38,6 +38,10 @@ struct scram_cred {
     uint8_t server_key[SCRAM_KEY_MAX];
 };
 
+/* Decodes n characters of canonical padded base64 into out (cap bytes). Returns the
+ * decoded length, or -1 if the input is not that or does not fit. */
+int scram_b64_decode(const char *in, size_t n, uint8_t *out, size_t cap);
+
 /* "SCRAM-SHA-256" -> SCRAM_SHA_256 etc.; -1 if not a SCRAM mechanism. */
 int scram_mech_parse(const char *name, size_t len);
 const char *scram_mech_name(int mech);
