@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "log.h"
+#include "store.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -47,6 +48,7 @@ static const struct setting settings[] = {
     I32("message.max.bytes", default_max_message_bytes, 0, 1 << 30),
     I64("log.retention.check.interval.ms", retention_check_ms, 10, 86400000),
     I64("group.commit.max.wait.us", group_commit_max_wait_us, 0, 1000000),
+    I64("wal.segment.bytes", wal_segment_bytes, 1 << 16, 1LL << 32),
     I64("memory.partition.max.bytes", memory_partition_max_bytes, 0, 1LL << 40),
     I64("hybrid.hot.window.bytes", hybrid_hot_bytes, 0, 1LL << 40),
     I64("max.topics", max_topics, 0, 1LL << 40),
@@ -122,6 +124,7 @@ void config_defaults(struct config *c)
     c->default_max_message_bytes = 1048588;
     c->retention_check_ms = 300000; /* Kafka's default: a sweep reads every topic */
     c->group_commit_max_wait_us = 0;
+    c->wal_segment_bytes = STORE_WAL_SEGMENT_BYTES;
     c->memory_partition_max_bytes = 64LL << 20;
     c->hybrid_hot_bytes = 16LL << 20;
     c->max_topics = 0;

@@ -27,6 +27,7 @@ struct config {
     int32_t default_max_message_bytes;
     int64_t retention_check_ms;
     int64_t group_commit_max_wait_us; /* acks=all waits at most this for company */
+    int64_t wal_segment_bytes;        /* size of one write-ahead log segment file */
     int64_t memory_partition_max_bytes; /* memory topics: cap when retention.bytes is -1 */
     int64_t hybrid_hot_bytes;           /* hybrid topics: in-memory tail per partition */
     int64_t max_topics;                 /* 0: no limit */

@@ -196,7 +196,8 @@ static int start(struct runtime *rt)
         log_error("cannot create data dir %s: %s", b->cfg.data_dir, strerror(errno));
         return -1;
     }
-    if (!(b->store = store_open(b->cfg.data_dir, &err))) {
+    struct store_opts so = {.wal_segment_bytes = (uint64_t)b->cfg.wal_segment_bytes};
+    if (!(b->store = store_open_opts(b->cfg.data_dir, &so, &err))) {
         log_error("cannot open store in %s: %s", b->cfg.data_dir, err);
         free(err);
         return -1;

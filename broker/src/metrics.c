@@ -9,6 +9,7 @@
 #include "share.h"
 #include "store.h"
 #include "topic.h"
+#include "wal.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -428,6 +429,25 @@ void metrics_render(struct metrics *m, struct broker *b, kc_writer *w)
     if (b && b->store) {
         met_family(w, "sluice_storage_bytes", "gauge", "Approximate bytes held by the store.");
         met_printf(w, "sluice_storage_bytes %" PRIu64 "\n", store_size_bytes(b->store));
+        struct wal_stats ws;
+        store_wal_stats(b->store, &ws);
+        const struct {
+            const char *name, *type, *help;
+            uint64_t v;
+        } wal[] = {
+            {"sluice_wal_segments", "gauge", "Write-ahead log segment files.", ws.segments},
+            {"sluice_wal_bytes", "gauge", "Bytes in write-ahead log segment files.", ws.bytes},
+            {"sluice_wal_appended_bytes_total", "counter",
+             "Bytes appended to the write-ahead log since start.", ws.appended_bytes},
+            {"sluice_wal_syncs_total", "counter", "fdatasync calls on the write-ahead log.",
+             ws.syncs},
+            {"sluice_wal_segments_reused_total", "counter",
+             "Segments overwritten in place rather than created.", ws.reused},
+        };
+        for (size_t i = 0; i < sizeof wal / sizeof wal[0]; i++) {
+            met_family(w, wal[i].name, wal[i].type, wal[i].help);
+            met_printf(w, "%s %" PRIu64 "\n", wal[i].name, wal[i].v);
+        }
     }
     if (b && b->topics)
         met_render_topics(b->topics, w);

@@ -1,13 +1,25 @@
 /* store.c: the RocksDB instance behind all broker state, and the only file that
  * includes RocksDB. Column families separate data with different access patterns:
- * the log is append-mostly and already compressed by clients, metadata is small. */
+ * the log is append-mostly and already compressed by clients, metadata is small.
+ *
+ * RocksDB's own WAL is off. A logged write is appended to our log (wal.h) and then
+ * applied to the memtables; each such batch also sets META "wal.applied" to its
+ * sequence number, so after a crash the value RocksDB persisted says where replay
+ * starts, and a read of that key from persisted data only says which log segments
+ * can be reused. RocksDB flushes all column families atomically (atomic_flush), so
+ * what it persisted is always a prefix of the writes. Why not RocksDB's WAL: its
+ * write path copies every byte once more, and its fsyncs (new and recycled log files,
+ * MANIFEST) queued behind the filesystem journal; ours reuses its segment files in
+ * place, so an acks=all fdatasync writes data only (README, Performance). */
 #include "store.h"
 
 #include "crc32c.h"
 #include "kcodec.h"
 #include "log.h"
+#include "wal.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,16 +37,32 @@ uint32_t _ZN7rocksdb6crc32c6ExtendEjPKcm(uint32_t crc, const char *p, size_t n)
     return crc32c(crc, p, n);
 }
 
+/* Logs and frees a RocksDB error; returns -1 if there was one. */
+static int check(char *e, const char *what)
+{
+    if (!e)
+        return 0;
+    log_error("rocksdb %s: %s", what, e);
+    free(e);
+    return -1;
+}
+
 static const char *const cf_names[STORE_CF_COUNT] = {
     "default", "topics", "log", "pstate", "offsets", "share", "cache",
 };
 
+static const char wal_key[] = "wal.applied";
+
 struct store {
     rocksdb_t *db;
+    struct wal *wal;
+    pthread_mutex_t wmu; /* orders logged writes: log order is apply order */
+    uint64_t seq;        /* of the last logged write (under wmu) */
+    rocksdb_readoptions_t *ro_persisted;
     rocksdb_options_t *opts;
     rocksdb_options_t *cf_opts[STORE_CF_COUNT];
     rocksdb_column_family_handle_t *cf[STORE_CF_COUNT];
-    rocksdb_writeoptions_t *wo[4]; /* indexed by flags */
+    rocksdb_writeoptions_t *wo; /* without RocksDB's WAL, always */
     rocksdb_readoptions_t *ro;
     rocksdb_block_based_table_options_t *bbto;
     rocksdb_cache_t *block_cache;
@@ -88,21 +116,18 @@ static void init_options(struct store *s, const char *dir)
     rocksdb_options_set_create_missing_column_families(s->opts, 1);
     rocksdb_options_increase_parallelism(s->opts, 2);
     rocksdb_options_set_max_background_jobs(s->opts, 2);
-    /* write back continuously, so an fsync for acks=all has little left to do */
     rocksdb_options_set_bytes_per_sync(s->opts, 1u << 20);
-    rocksdb_options_set_wal_bytes_per_sync(s->opts, 512u << 10);
     rocksdb_options_set_info_log_level(s->opts, 2 /* WARN */);
     rocksdb_options_set_keep_log_file_num(s->opts, 3);
-    /* hybrid topics write the log and its partition state without the WAL; flushing all
-     * column families together keeps the two consistent after a crash */
+    /* nothing goes through RocksDB's WAL: flushing all column families together is
+     * what keeps them (and "wal.applied") consistent after a crash */
     rocksdb_options_set_atomic_flush(s->opts, 1);
-    /* An acks=all fsync of the WAL must not wait behind a memtable flush's dirty pages
-     * (ext4 commits them together): flushes and compactions bypass the page cache, and
-     * recycled WAL files are overwritten in place, so the fsync need not commit a new
-     * file size either. */
+    /* unflushed memtables are what our log must keep: this bounds it */
+    rocksdb_options_set_db_write_buffer_size(s->opts, 256u << 20);
+    /* An acks=all fdatasync must not wait behind a memtable flush's dirty pages (ext4
+     * commits them together): flushes and compactions bypass the page cache. */
     if (direct_io_works(dir))
         rocksdb_options_set_use_direct_io_for_flush_and_compaction(s->opts, 1);
-    rocksdb_options_set_recycle_log_file_num(s->opts, 4);
     s->block_cache = rocksdb_cache_create_lru(64u << 20);
     s->bbto = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(s->bbto, s->block_cache);
@@ -112,21 +137,61 @@ static void init_options(struct store *s, const char *dir)
     rocksdb_options_set_block_based_table_factory(s->opts, s->bbto);
     for (int i = 0; i < STORE_CF_COUNT; i++)
         s->cf_opts[i] = cf_options(s, i);
-    for (int f = 0; f < 4; f++) {
-        s->wo[f] = rocksdb_writeoptions_create();
-        rocksdb_writeoptions_disable_WAL(s->wo[f], (f & STORE_NO_WAL) != 0);
-        rocksdb_writeoptions_set_sync(s->wo[f], (f & STORE_SYNC) != 0);
-    }
+    s->wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_disable_WAL(s->wo, 1);
     s->ro = rocksdb_readoptions_create();
+    s->ro_persisted = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_read_tier(s->ro_persisted, 2 /* kPersistedTier */);
+}
+
+/* The last logged write RocksDB has in its memtables (ro) or in its files (persisted). */
+static uint64_t applied_seq(struct store *s, const rocksdb_readoptions_t *ro, int *err)
+{
+    char *e = NULL;
+    size_t vl = 0;
+    char *v = rocksdb_get_cf(s->db, ro, s->cf[STORE_CF_META], wal_key, sizeof wal_key - 1, &vl, &e);
+    *err = e ? -1 : 0;
+    if (e) {
+        log_error("rocksdb get %s: %s", wal_key, e);
+        free(e);
+    }
+    uint64_t seq = v && vl == 8 ? kc_get_be64((const uint8_t *)v) : 0;
+    free(v);
+    return seq;
+}
+
+static uint64_t persisted_seq(void *arg)
+{
+    int err;
+    return applied_seq(arg, ((struct store *)arg)->ro_persisted, &err);
+}
+
+/* Applies one logged write batch again after a crash. */
+static int replay_one(void *arg, uint64_t seq, const uint8_t *payload, size_t len)
+{
+    struct store *s = arg;
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create_from((const char *)payload, len);
+    char *e = NULL;
+    if (!b)
+        return -1;
+    rocksdb_write(s->db, s->wo, b, &e);
+    rocksdb_writebatch_destroy(b);
+    return check(e, "replay");
 }
 
 struct store *store_open(const char *dir, char **err)
+{
+    return store_open_opts(dir, NULL, err);
+}
+
+struct store *store_open_opts(const char *dir, const struct store_opts *o, char **err)
 {
     struct store *s = calloc(1, sizeof *s);
     if (!s) {
         *err = strdup("out of memory");
         return NULL;
     }
+    pthread_mutex_init(&s->wmu, NULL);
     init_options(s, dir);
     char path[4096];
     snprintf(path, sizeof path, "%s/db", dir);
@@ -139,6 +204,18 @@ struct store *store_open(const char *dir, char **err)
         store_close(s);
         return NULL;
     }
+    int rerr;
+    uint64_t after = applied_seq(s, s->ro, &rerr), next;
+    snprintf(path, sizeof path, "%s/wal", dir);
+    uint64_t seg = o && o->wal_segment_bytes ? o->wal_segment_bytes : STORE_WAL_SEGMENT_BYTES;
+    if (rerr < 0 ||
+        !(s->wal = wal_open(path, seg, after, replay_one, persisted_seq, s, &next, err))) {
+        if (rerr < 0 && !*err)
+            *err = strdup("cannot read the write-ahead log position");
+        store_close(s);
+        return NULL;
+    }
+    s->seq = next - 1;
     return s;
 }
 
@@ -147,38 +224,30 @@ void store_close(struct store *s)
     if (!s)
         return;
     if (s->db) {
-        char *e = NULL;
-        rocksdb_flush_wal(s->db, 1, &e);
-        free(e);
+        /* closing flushes the memtables (RocksDB does when writes skipped its WAL), so
+         * the next open has nothing to replay */
         for (int i = 0; i < STORE_CF_COUNT; i++)
             rocksdb_column_family_handle_destroy(s->cf[i]);
         rocksdb_close(s->db);
     }
+    wal_close(s->wal);
     for (int i = 0; i < STORE_CF_COUNT; i++)
         if (s->cf_opts[i])
             rocksdb_options_destroy(s->cf_opts[i]);
-    for (int f = 0; f < 4; f++)
-        if (s->wo[f])
-            rocksdb_writeoptions_destroy(s->wo[f]);
+    if (s->wo)
+        rocksdb_writeoptions_destroy(s->wo);
     if (s->ro)
         rocksdb_readoptions_destroy(s->ro);
+    if (s->ro_persisted)
+        rocksdb_readoptions_destroy(s->ro_persisted);
     if (s->opts)
         rocksdb_options_destroy(s->opts);
     if (s->bbto)
         rocksdb_block_based_options_destroy(s->bbto);
     if (s->block_cache)
         rocksdb_cache_destroy(s->block_cache);
+    pthread_mutex_destroy(&s->wmu);
     free(s);
-}
-
-/* Logs and frees a RocksDB error; returns -1 if there was one. */
-static int check(char *e, const char *what)
-{
-    if (!e)
-        return 0;
-    log_error("rocksdb %s: %s", what, e);
-    free(e);
-    return -1;
 }
 
 struct store_wb *store_wb_new(struct store *s)
@@ -199,9 +268,15 @@ void store_wb_free(struct store_wb *wb)
     free(wb);
 }
 
-void store_wb_clear(struct store_wb *wb) { rocksdb_writebatch_clear(wb->b); }
+void store_wb_clear(struct store_wb *wb)
+{
+    rocksdb_writebatch_clear(wb->b);
+}
 
-size_t store_wb_count(const struct store_wb *wb) { return (size_t)rocksdb_writebatch_count(wb->b); }
+size_t store_wb_count(const struct store_wb *wb)
+{
+    return (size_t)rocksdb_writebatch_count(wb->b);
+}
 
 void store_wb_put(struct store_wb *wb, int cf, const void *k, size_t kl, const void *v, size_t vl)
 {
@@ -219,33 +294,59 @@ void store_wb_del_range(struct store_wb *wb, int cf, const void *b, size_t bl, c
     rocksdb_writebatch_delete_range_cf(wb->b, wb->s->cf[cf], b, bl, e, el);
 }
 
-int store_write(struct store *s, struct store_wb *wb, int flags)
+static int write_batch(struct store *s, rocksdb_writebatch_t *b, int flags)
 {
     char *e = NULL;
-    rocksdb_write(s->db, s->wo[flags & 3], wb->b, &e);
-    return check(e, "write");
+    if (flags & STORE_NO_WAL) {
+        rocksdb_write(s->db, s->wo, b, &e);
+        return check(e, "write");
+    }
+    pthread_mutex_lock(&s->wmu);
+    uint64_t seq = s->seq + 1;
+    uint8_t v[8];
+    kc_put_be64(v, seq);
+    rocksdb_writebatch_put_cf(b, s->cf[STORE_CF_META], wal_key, sizeof wal_key - 1,
+                              (const char *)v, 8);
+    size_t n;
+    const char *rep = rocksdb_writebatch_data(b, &n);
+    int rc = wal_append(s->wal, seq, rep, n);
+    if (rc == 0) {
+        s->seq = seq;
+        rocksdb_write(s->db, s->wo, b, &e);
+        rc = check(e, "write");
+    }
+    pthread_mutex_unlock(&s->wmu);
+    if (rc == 0 && (flags & STORE_SYNC))
+        rc = wal_sync(s->wal);
+    return rc;
 }
 
-int store_sync(struct store *s)
+int store_write(struct store *s, struct store_wb *wb, int flags)
 {
-    char *e = NULL;
-    rocksdb_flush_wal(s->db, 1, &e);
-    return check(e, "sync");
+    return write_batch(s, wb->b, flags);
 }
+
+int store_sync(struct store *s) { return wal_sync(s->wal); }
 
 int store_put(struct store *s, int cf, const void *k, size_t kl, const void *v, size_t vl)
 {
-    char *e = NULL;
-    rocksdb_put_cf(s->db, s->wo[0], s->cf[cf], k, kl, v, vl, &e);
-    return check(e, "put");
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_put_cf(b, s->cf[cf], k, kl, v, vl);
+    int rc = write_batch(s, b, 0);
+    rocksdb_writebatch_destroy(b);
+    return rc;
 }
 
 int store_del(struct store *s, int cf, const void *k, size_t kl)
 {
-    char *e = NULL;
-    rocksdb_delete_cf(s->db, s->wo[0], s->cf[cf], k, kl, &e);
-    return check(e, "delete");
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_delete_cf(b, s->cf[cf], k, kl);
+    int rc = write_batch(s, b, 0);
+    rocksdb_writebatch_destroy(b);
+    return rc;
 }
+
+void store_wal_stats(struct store *s, struct wal_stats *st) { wal_stats(s->wal, st); }
 
 void *store_get(struct store *s, int cf, const void *k, size_t kl, size_t *vl, int *err)
 {

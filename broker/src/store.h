@@ -1,5 +1,6 @@
-/* store.h: the broker's one RocksDB instance. Every other module goes through this
- * interface; only store.c includes RocksDB. Keys are big-endian so they sort in the
+/* store.h: the broker's one RocksDB instance, with our write-ahead log (wal.h) in
+ * front of it. Every other module goes through this interface; only store.c includes
+ * RocksDB. Keys are big-endian so they sort in the
  * order the broker scans them. */
 #ifndef SLUICE_STORE_H
 #define SLUICE_STORE_H
@@ -21,8 +22,16 @@ enum store_cf {
 
 enum { STORE_LOG_KEY_LEN = 28, STORE_PART_PREFIX_LEN = 20 };
 
-/* Write flags. */
+/* Write flags. A write is logged (wal.h) unless STORE_NO_WAL: an unlogged write is
+ * lost in a crash unless RocksDB flushed it first (hybrid topics). STORE_SYNC makes
+ * the write durable before returning. */
 enum { STORE_NO_WAL = 1, STORE_SYNC = 2 };
+
+enum { STORE_WAL_SEGMENT_BYTES = 64 << 20 };
+
+struct store_opts {
+    uint64_t wal_segment_bytes; /* 0: STORE_WAL_SEGMENT_BYTES */
+};
 
 struct store;
 struct store_wb;
@@ -31,6 +40,7 @@ struct store_it;
 /* Opens (creating if needed) the database under dir. On failure returns NULL and sets
  * *err to a heap message the caller frees. */
 struct store *store_open(const char *dir, char **err);
+struct store *store_open_opts(const char *dir, const struct store_opts *o, char **err);
 void store_close(struct store *s);
 
 struct store_wb *store_wb_new(struct store *s);
@@ -45,8 +55,12 @@ void store_wb_del_range(struct store_wb *wb, int cf, const void *b, size_t bl, c
 /* Applies the batch atomically. Returns 0 or -1 (logged). */
 int store_write(struct store *s, struct store_wb *wb, int flags);
 
-/* Makes every write so far durable (fsync of the WAL). Safe from any thread. */
+/* Makes every logged write so far durable (fdatasync of the log). Safe from any
+ * thread. */
 int store_sync(struct store *s);
+
+struct wal_stats;
+void store_wal_stats(struct store *s, struct wal_stats *st);
 
 int store_put(struct store *s, int cf, const void *k, size_t kl, const void *v, size_t vl);
 int store_del(struct store *s, int cf, const void *k, size_t kl);
