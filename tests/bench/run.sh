@@ -622,8 +622,8 @@ topics_notes() {
     echo "Many topics: $n one-partition topics on one broker is $(ratio "$n" 4000)× Kafka's guideline of about" \
         "4,000 partitions per broker and $(ratio "$n" 200000)× its 200,000 per cluster." \
         "Restart to ready with $n topics took $(ratio "${R[topics.big.restart_ready_s]:-}" "${R[topics.small.restart_ready_s]:-}")×" \
-        "as long as with 1,000 (startup reads only the topic count; opening RocksDB replays the creations" \
-        "from its write-ahead log the first time; the next restart took ${R[topics.big.restart2_ready_s]:-?} s)." \
+        "as long as with 1,000 (startup reads only the topic count; a clean stop leaves nothing in the" \
+        "write-ahead log to replay; the next restart took ${R[topics.big.restart2_ready_s]:-?} s)." \
         "Metadata for one topic at $n vs 1,000 topics: p50 $(ratio "${R[topics.big.md1_cold_p50_ms]:-}" "${R[topics.small.md1_cold_p50_ms]:-}")×," \
         "p99 $(ratio "${R[topics.big.md1_cold_p99_ms]:-}" "${R[topics.small.md1_cold_p99_ms]:-}")× (each a few tenths of a ms at most)." \
         "The all-topics Metadata was ${R[topics.big.md_all_mb]:-?} MB (max.response.bytes is 128 MiB by default)." \

@@ -38,7 +38,7 @@ build_bench() { # name sources...
         -o "$TMP/$name" 2>>"$LOG"
 }
 S=$ROOT/broker/src
-if build_bench scrambench "$S/scram.c" "$S/principals.c" "$S/store.c" "$S/crc32c.c" "$S/log.c"; then
+if build_bench scrambench "$S/scram.c" "$S/principals.c" "$S/store.c" "$S/wal.c" "$S/crc32c.c" "$S/log.c"; then
     out=$("$TMP/scrambench" -t 2 -n 20000 2>>"$LOG")
     echo "$out" >>"$LOG"
     for m in 256 512; do
@@ -49,7 +49,7 @@ if build_bench scrambench "$S/scram.c" "$S/principals.c" "$S/store.c" "$S/crc32c
 else
     echo "scrambench did not build" >&2
 fi
-if build_bench aclbench "$S/acl.c" "$S/store.c" "$S/crc32c.c" "$S/log.c"; then
+if build_bench aclbench "$S/acl.c" "$S/store.c" "$S/wal.c" "$S/crc32c.c" "$S/log.c"; then
     mkdir -p "$TMP/acl"
     out=$("$TMP/aclbench" -n "$PRINCIPALS" -d "$TMP/acl" 2>>"$LOG")
     echo "$out" >>"$LOG"
