@@ -225,19 +225,20 @@ def test_dataset_invalid_specs(env):
     api.fault({"action": "validate", "enabled": True})
     for name, words in (("bad-uri", "s3://"), ("bad-sel", "selector"), ("bad-warm", "warmPercent")):
         c = wait_for(lambda: (lambda c: c if c and c["reason"] == "InvalidSpec" else None)(
-            ready(tds(api, name))), what="%s InvalidSpec" % name)
+            ready(tds(api, name))), timeout=90, what="%s InvalidSpec" % name)
         assert c["status"] == "False" and words in c["message"], c
     # a prefix with nothing in it: the broker cannot serve it, and the status says why
     api.apply(dataset_doc("empty", s3, "nothing-here/"))
     c = wait_for(lambda: (lambda c: c if c and c["reason"] == "SourceError" else None)(
-        ready(tds(api, "empty"))), what="SourceError")
+        ready(tds(api, "empty"))), timeout=90, what="SourceError")
     assert c["status"] == "False" and "no objects" in c["message"], c
     # credentials that are not there: a reason, and Ready once they appear
     upload(s3, "y/", 3, 100)
     missing = dataset_doc("nocreds", s3, "y/")
     missing["spec"]["source"]["credentialsSecret"] = "nope"
     api.apply(missing)
-    wait_for(lambda: (ready(tds(api, "nocreds")) or {}).get("reason") == "CredentialsUnavailable")
+    wait_for(lambda: (ready(tds(api, "nocreds")) or {}).get("reason") == "CredentialsUnavailable",
+             timeout=90)
     api.kubectl("create", "secret", "generic", "nope", "--from-literal=AWS_ACCESS_KEY_ID=S3RVER",
                 "--from-literal=AWS_SECRET_ACCESS_KEY=S3RVER")
     assert wait_ready(api, "nocreds", timeout=90)["status"]["objects"] == 3
@@ -249,7 +250,7 @@ def test_dataset_invalid_specs(env):
     clash = dataset_doc("clash", s3, "y/", topicName="plain-data")
     api.apply(clash)
     c = wait_for(lambda: (lambda c: c if c and c["reason"] == "Conflict" else None)(
-        ready(tds(api, "clash"))), what="Conflict")
+        ready(tds(api, "clash"))), timeout=90, what="Conflict")
     assert "not a dataset" in c["message"], c
     api.kubectl("delete", "tds", "clash", "--wait=false")
     wait_for(lambda: tds(api, "clash") is None, what="clash gone")
