@@ -14,6 +14,7 @@
 #include "cache_policy.h"
 #include "config.h"
 #include "ev.h"
+#include "hash.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -37,7 +38,7 @@ struct cache_fill {
 
 struct mentry {
     struct cache_block pub; /* first: a cache_block pointer is its entry */
-    struct cmap_node hn;    /* c->map while attached */
+    struct hnode hn;        /* c->map while attached */
     struct clist all;       /* c->all, from birth to free */
     struct clist rlink;     /* c->reserved while prefetched and unread */
     struct cache_fill fill;
@@ -58,7 +59,7 @@ struct mentry {
 
 /* One namespace's figures (or the whole cache's). */
 struct nsstat {
-    struct cmap_node hn;
+    struct hnode hn;
     uint8_t ns[16];
     struct cache_stats st;
     float lat_ms[CACHE_LAT_SAMPLES];
@@ -69,7 +70,7 @@ struct nsstat {
 struct cache {
     struct ev_loop *loop;
     struct cache_opts o;
-    struct cmap map;
+    struct htab map;
     struct clist all;
     struct cpol *pol;
     struct cdisk *disk;
@@ -77,7 +78,7 @@ struct cache {
     uint64_t reserved_bytes; /* theirs plus prefetch loads in flight */
     uint64_t resv_cap;
     struct ev_timer hold;
-    struct cmap nsmap;
+    struct htab nsmap;
     struct nsstat total;
     uint64_t pinned;
 };
@@ -93,7 +94,7 @@ static uint64_t ns_hash(const uint8_t ns[16])
 
 static struct nsstat *ns_find(const struct cache *c, const uint8_t ns[16])
 {
-    for (struct cmap_node *n = cmap_first(&c->nsmap, ns_hash(ns)); n; n = cmap_next(n)) {
+    for (struct hnode *n = htab_first(&c->nsmap, ns_hash(ns)); n; n = htab_next(n)) {
         struct nsstat *s = cache_container_of(n, struct nsstat, hn);
         if (memcmp(s->ns, ns, 16) == 0)
             return s;
@@ -107,7 +108,7 @@ static struct nsstat *ns_touch(struct cache *c, const uint8_t ns[16])
     if (s || !(s = calloc(1, sizeof *s)))
         return s;
     memcpy(s->ns, ns, 16);
-    cmap_insert(&c->nsmap, &s->hn, ns_hash(ns));
+    htab_insert(&c->nsmap, &s->hn, ns_hash(ns));
     return s;
 }
 
@@ -161,7 +162,7 @@ static void lat_add(struct nsstat *s, double ms)
 
 static struct mentry *entry_find(const struct cache *c, const struct cache_key *k)
 {
-    for (struct cmap_node *n = cmap_first(&c->map, cache_key_hash(k)); n; n = cmap_next(n)) {
+    for (struct hnode *n = htab_first(&c->map, cache_key_hash(k)); n; n = htab_next(n)) {
         struct mentry *e = cache_container_of(n, struct mentry, hn);
         if (cache_key_eq(&e->pub.key, k))
             return e;
@@ -185,7 +186,7 @@ static struct mentry *entry_new(struct cache *c, const struct cache_key *k,
     }
     clist_init(&e->rlink);
     clist_push_back(&c->all, &e->all);
-    cmap_insert(&c->map, &e->hn, cache_key_hash(k));
+    htab_insert(&c->map, &e->hn, cache_key_hash(k));
     return e;
 }
 
@@ -243,7 +244,7 @@ static void mem_forget(struct cache *c, struct mentry *e, bool evicted)
     }
     if (e->resv || clist_linked(&e->rlink))
         unreserve(c, e);
-    cmap_remove(&c->map, &e->hn);
+    htab_remove(&c->map, &e->hn);
     e->attached = false;
 }
 
@@ -531,8 +532,6 @@ struct cache *cache_new(struct ev_loop *loop, struct store *store, const struct 
     c->o = *o;
     if (c->o.prefetch_hold_ms <= 0)
         c->o.prefetch_hold_ms = CACHE_DEFAULT_HOLD_MS;
-    cmap_init(&c->map);
-    cmap_init(&c->nsmap);
     clist_init(&c->all);
     clist_init(&c->reserved);
     ev_timer_init(&c->hold, on_hold, c);
@@ -562,12 +561,10 @@ void cache_free(struct cache *c)
     struct clist *l;
     while ((l = clist_front(&c->all)))
         entry_destroy(cache_container_of(l, struct mentry, all));
-    size_t i = 0;
-    struct cmap_node *n, *next = NULL;
-    while ((n = cmap_iter(&c->nsmap, &i, &next)))
+    HTAB_FOREACH(&c->nsmap, i, n, nx)
         free(cache_container_of(n, struct nsstat, hn));
-    cmap_fini(&c->nsmap);
-    cmap_fini(&c->map);
+    htab_free(&c->nsmap);
+    htab_free(&c->map);
     cpol_free(c->pol);
     free(c);
 }
@@ -705,9 +702,7 @@ int cache_where(const struct cache *c, const struct cache_key *k)
 
 static void invalidate(struct cache *c, const uint8_t ns[16], const uint64_t *object)
 {
-    size_t i = 0;
-    struct cmap_node *n, *next = NULL;
-    while ((n = cmap_iter(&c->map, &i, &next))) {
+    HTAB_FOREACH(&c->map, i, n, nx) {
         struct mentry *e = cache_container_of(n, struct mentry, hn);
         if (memcmp(e->pub.key.ns, ns, 16) != 0 || (object && e->pub.key.object != *object))
             continue;
@@ -724,7 +719,7 @@ void cache_invalidate_ns(struct cache *c, const uint8_t ns[16])
     invalidate(c, ns, NULL);
     struct nsstat *s = ns_find(c, ns);
     if (s) {
-        cmap_remove(&c->nsmap, &s->hn);
+        htab_remove(&c->nsmap, &s->hn);
         free(s);
     }
 }

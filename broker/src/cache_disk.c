@@ -17,6 +17,7 @@
 #include "cache_policy.h"
 #include "crc32c.h"
 #include "ev.h"
+#include "hash.h"
 #include "log.h"
 #include "store.h"
 #include "work.h"
@@ -38,7 +39,7 @@ enum {
 };
 
 struct dentry {
-    struct cmap_node hn;
+    struct hnode hn;
     struct cache_key key;
     struct cpol_node *pol;
     uint64_t gen;
@@ -75,7 +76,7 @@ struct cdisk {
     struct work *work;
     char dir[1024];
     uint32_t block_bytes;
-    struct cmap map;
+    struct htab map;
     struct cpol *pol;
     uint64_t next_gen;
     struct clist jobs;
@@ -309,7 +310,7 @@ static void job_run(void *arg)
 
 static struct dentry *find(const struct cdisk *d, const struct cache_key *k)
 {
-    for (struct cmap_node *n = cmap_first(&d->map, cache_key_hash(k)); n; n = cmap_next(n)) {
+    for (struct hnode *n = htab_first(&d->map, cache_key_hash(k)); n; n = htab_next(n)) {
         struct dentry *e = cache_container_of(n, struct dentry, hn);
         if (cache_key_eq(&e->key, k))
             return e;
@@ -384,7 +385,7 @@ static void unlink_keys(struct cdisk *d, uint8_t (*keys)[CACHE_KEY_LEN], size_t 
 static void forget(struct cdisk *d, struct dentry *e, bool evicted)
 {
     uint8_t k[CACHE_KEY_LEN];
-    cmap_remove(&d->map, &e->hn);
+    htab_remove(&d->map, &e->hn);
     if (!evicted)
         cpol_remove(d->pol, e->pol);
     if (e->stored) {
@@ -435,7 +436,7 @@ static struct dentry *admit(struct cdisk *d, const struct cache_key *k, uint32_t
         free(e);
         return NULL;
     }
-    cmap_insert(&d->map, &e->hn, h);
+    htab_insert(&d->map, &e->hn, h);
     DSTAT(d, k->ns, disk.bytes, asize(len));
     DSTAT(d, k->ns, disk.blocks, 1);
     return e;
@@ -588,7 +589,6 @@ struct cdisk *cdisk_new(struct ev_loop *loop, struct store *store, const char *d
     *d = (struct cdisk){
         .loop = loop, .store = store, .block_bytes = block_bytes, .stat = stat, .ctx = ctx};
     clist_init(&d->jobs);
-    cmap_init(&d->map);
     if (snprintf(d->dir, sizeof d->dir, "%s", dir) >= (int)sizeof d->dir - 64 ||
         mkdir_p(d->dir) < 0) {
         log_error("cache: cannot use disk directory %s: %s", dir, strerror(errno));
@@ -626,11 +626,9 @@ void cdisk_free(struct cdisk *d)
         clist_del(l);
         job_free(cache_container_of(l, struct djob, link));
     }
-    size_t i = 0;
-    struct cmap_node *n, *next = NULL;
-    while ((n = cmap_iter(&d->map, &i, &next)))
+    HTAB_FOREACH(&d->map, i, n, nx)
         free(cache_container_of(n, struct dentry, hn));
-    cmap_fini(&d->map);
+    htab_free(&d->map);
     cpol_free(d->pol);
     free(d);
 }
@@ -707,9 +705,8 @@ void cdisk_invalidate(struct cdisk *d, const uint8_t ns[16], const uint64_t *obj
         store_wb_free(wb);
     }
     uint8_t(*keys)[CACHE_KEY_LEN] = NULL;
-    size_t nkeys = 0, cap = 0, i = 0;
-    struct cmap_node *n, *next = NULL;
-    while ((n = cmap_iter(&d->map, &i, &next))) {
+    size_t nkeys = 0, cap = 0;
+    HTAB_FOREACH(&d->map, i, n, nx) {
         struct dentry *e = cache_container_of(n, struct dentry, hn);
         if (memcmp(e->key.ns, ns, 16) != 0 || (object && e->key.object != *object))
             continue;

@@ -1,6 +1,6 @@
-/* cache_map.h: the containers the block cache is built from: an intrusive hash map
- * keyed by a 64-bit hash (the caller compares its own full keys along a chain), and an
- * intrusive circular doubly-linked list. Nothing here allocates per element. */
+/* cache_map.h: the containers the block cache is built from, besides the intrusive hash
+ * table (struct htab, hash.h): an intrusive circular doubly-linked list, and the 64-bit
+ * mix its keys are hashed with. Nothing here allocates per element. */
 #ifndef SLUICE_CACHE_MAP_H
 #define SLUICE_CACHE_MAP_H
 
@@ -9,35 +9,6 @@
 #include <stdint.h>
 
 #define cache_container_of(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
-
-/* ---- hash map ---- */
-
-struct cmap_node {
-    struct cmap_node *next;
-    uint64_t h;
-};
-
-struct cmap {
-    struct cmap_node **b;
-    size_t nb; /* power of two, or 0 before the first insert */
-    size_t n;
-};
-
-void cmap_init(struct cmap *m);
-/* Frees the bucket array; the nodes belong to the caller. */
-void cmap_fini(struct cmap *m);
-/* Links n under hash h. Grows the table when it is full; if growing fails the node is
- * still linked, on a longer chain (with no table at all, lookups miss it). */
-void cmap_insert(struct cmap *m, struct cmap_node *n, uint64_t h);
-void cmap_remove(struct cmap *m, struct cmap_node *n);
-/* The first node whose hash is h, then the next one along its chain; NULL at the end.
- * Different keys can share a hash, so callers compare their keys. */
-struct cmap_node *cmap_first(const struct cmap *m, uint64_t h);
-struct cmap_node *cmap_next(const struct cmap_node *n);
-/* Every node, in no particular order: start with *i = 0 and *next = NULL; NULL when
- * done. The node returned (only that one) may be removed before the next call; nothing
- * may be inserted during the walk. */
-struct cmap_node *cmap_iter(const struct cmap *m, size_t *i, struct cmap_node **next);
 
 /* ---- list ---- */
 

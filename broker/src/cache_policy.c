@@ -8,6 +8,7 @@
 #include "cache_policy.h"
 
 #include "cache_map.h"
+#include "hash.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -15,7 +16,7 @@
 enum { CPOL_STALE_FACTOR = 16, CPOL_GHOST_SLACK = 16 };
 
 struct cpol_node {
-    struct cmap_node hn; /* in ghosts while non-resident */
+    struct hnode hn; /* in ghosts while non-resident */
     struct clist s;      /* in S; self-linked when not */
     struct clist q;      /* in Q (resident HIR) or G (ghost); self-linked when neither */
     void *owner;         /* NULL for a ghost */
@@ -28,7 +29,7 @@ struct cpol_node {
 
 struct cpol {
     struct clist S, Q, G;
-    struct cmap ghosts;
+    struct htab ghosts;
     uint64_t cap, probation, lir_cap;
     uint64_t lir_bytes, hir_bytes; /* resident bytes on each side */
     uint64_t clock;                /* bytes accessed so far: the policy's time */
@@ -70,7 +71,7 @@ static void ghost_drop(struct cpol *p, struct cpol_node *n)
     if (in_s(n))
         clist_del(&n->s);
     clist_del(&n->q);
-    cmap_remove(&p->ghosts, &n->hn);
+    htab_remove(&p->ghosts, &n->hn);
     p->nghost--;
     free(n);
 }
@@ -161,7 +162,6 @@ struct cpol *cpol_new(uint64_t capacity, uint64_t probation)
     clist_init(&p->S);
     clist_init(&p->Q);
     clist_init(&p->G);
-    cmap_init(&p->ghosts);
     p->probation = probation;
     cpol_set_capacity(p, capacity);
     return p;
@@ -185,7 +185,7 @@ void cpol_free(struct cpol *p)
     free_list(&p->S, true);
     free_list(&p->Q, false);
     free_list(&p->G, false);
-    cmap_fini(&p->ghosts);
+    htab_free(&p->ghosts);
     free(p);
 }
 
@@ -218,7 +218,7 @@ void cpol_hit(struct cpol *p, struct cpol_node *n)
 /* The remembered ghost with hash h, if any. */
 static struct cpol_node *ghost_find(struct cpol *p, uint64_t h)
 {
-    struct cmap_node *hn = cmap_first(&p->ghosts, h);
+    struct hnode *hn = htab_first(&p->ghosts, h);
     return hn ? cache_container_of(hn, struct cpol_node, hn) : NULL;
 }
 
@@ -227,7 +227,7 @@ struct cpol_node *cpol_insert(struct cpol *p, uint64_t h, uint32_t size, void *o
     struct cpol_node *n = ghost_find(p, h);
     if (n) {
         clist_del(&n->q);
-        cmap_remove(&p->ghosts, &n->hn);
+        htab_remove(&p->ghosts, &n->hn);
         p->nghost--;
     } else if (!(n = calloc(1, sizeof *n))) {
         return NULL;
@@ -269,7 +269,7 @@ static void *evict_hir(struct cpol *p, struct cpol_node *n)
     n->owner = NULL;
     if (in_s(n)) {
         clist_push_back(&p->G, &n->q);
-        cmap_insert(&p->ghosts, &n->hn, n->h);
+        htab_insert(&p->ghosts, &n->hn, n->h);
         p->nghost++;
     } else {
         free(n);

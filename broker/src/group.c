@@ -21,8 +21,7 @@
 
 struct groups {
     struct broker *b;
-    struct group **tab;
-    uint32_t cap, count;
+    struct htab tab;
     const struct group_ops *ops;
     uint64_t rebalances;
     struct ev_timer sweep;
@@ -109,7 +108,7 @@ struct broker *groups_broker(const struct groups *gs)
 }
 size_t groups_count(const struct groups *gs)
 {
-    return gs->count;
+    return gs->tab.n;
 }
 uint64_t groups_rebalances(const struct groups *gs)
 {
@@ -130,32 +129,12 @@ static void set_state(struct group *g, int state)
 
 struct group *group_find(struct groups *gs, const char *id, size_t len)
 {
-    if (!gs->cap)
-        return NULL;
-    uint64_t h = hash_bytes(id, len);
-    for (struct group *g = gs->tab[h & (gs->cap - 1)]; g; g = g->hnext)
+    for (struct hnode *n = htab_first(&gs->tab, hash_bytes(id, len)); n; n = htab_next(n)) {
+        struct group *g = HTAB_ENTRY(n, struct group, hnode);
         if (g->id_len == len && !memcmp(g->id, id, len))
             return g;
+    }
     return NULL;
-}
-
-static int table_grow(struct groups *gs)
-{
-    uint32_t ncap = gs->cap ? gs->cap * 2 : 64;
-    struct group **nt = calloc(ncap, sizeof *nt);
-    if (!nt)
-        return -1;
-    for (uint32_t i = 0; i < gs->cap; i++)
-        for (struct group *g = gs->tab[i], *n; g; g = n) {
-            n = g->hnext;
-            uint64_t h = hash_bytes(g->id, g->id_len) & (ncap - 1);
-            g->hnext = nt[h];
-            nt[h] = g;
-        }
-    free(gs->tab);
-    gs->tab = nt;
-    gs->cap = ncap;
-    return 0;
 }
 
 static void on_rebalance_timer(struct ev_loop *l, void *arg);
@@ -166,8 +145,6 @@ struct group *group_get_or_create(struct groups *gs, const char *id, size_t len)
     if (g)
         return g;
     if (len == 0 || len > GROUP_ID_MAX)
-        return NULL;
-    if (gs->count >= gs->cap && table_grow(gs) < 0)
         return NULL;
     g = calloc(1, sizeof *g);
     if (!g || !(g->id = malloc(len + 1))) {
@@ -181,20 +158,18 @@ struct group *group_get_or_create(struct groups *gs, const char *id, size_t len)
     g->state = GS_EMPTY;
     g->state_ms = ev_wall_ms();
     ev_timer_init(&g->rebalance, on_rebalance_timer, g);
-    uint64_t h = hash_bytes(id, len) & (gs->cap - 1);
-    g->hnext = gs->tab[h];
-    gs->tab[h] = g;
-    gs->count++;
+    if (htab_insert(&gs->tab, &g->hnode, hash_bytes(id, len)) < 0) {
+        free(g->id);
+        free(g);
+        return NULL;
+    }
     return g;
 }
 
 void groups_foreach(struct groups *gs, group_fn *fn, void *arg)
 {
-    for (uint32_t i = 0; i < gs->cap; i++)
-        for (struct group *g = gs->tab[i], *n; g; g = n) {
-            n = g->hnext;
-            fn(arg, g);
-        }
+    HTAB_FOREACH(&gs->tab, i, n, nx)
+        fn(arg, HTAB_ENTRY(n, struct group, hnode));
 }
 
 static void member_free(struct groups *gs, struct gmember *m)
@@ -242,18 +217,6 @@ static void group_free(struct groups *gs, struct group *g)
     free(g->leader);
     free(g->id);
     free(g);
-}
-
-static void table_unlink(struct groups *gs, struct group *g)
-{
-    uint64_t h = hash_bytes(g->id, g->id_len) & (gs->cap - 1);
-    struct group **pp = &gs->tab[h];
-    while (*pp && *pp != g)
-        pp = &(*pp)->hnext;
-    if (*pp) {
-        *pp = g->hnext;
-        gs->count--;
-    }
 }
 
 /* ---- answering parked calls ---- */
@@ -1174,12 +1137,11 @@ int16_t group_commit_check(struct groups *gs, kc_str group_id, int32_t generatio
 
 void groups_release_all(struct groups *gs)
 {
-    for (uint32_t i = 0; i < gs->cap; i++)
-        for (struct group *g = gs->tab[i]; g; g = g->hnext)
-            for (struct gmember *m = g->head; m; m = m->next) {
-                answer_join_error(gs, m, GERR_COORDINATOR_NOT_AVAILABLE);
-                answer_sync(gs, m, GERR_COORDINATOR_NOT_AVAILABLE);
-            }
+    HTAB_FOREACH(&gs->tab, i, n, nx)
+        for (struct gmember *m = HTAB_ENTRY(n, struct group, hnode)->head; m; m = m->next) {
+            answer_join_error(gs, m, GERR_COORDINATOR_NOT_AVAILABLE);
+            answer_sync(gs, m, GERR_COORDINATOR_NOT_AVAILABLE);
+        }
 }
 
 /* Removes g from memory and the store if nothing keeps it: no members, no pending ids,
@@ -1190,7 +1152,7 @@ void group_drop_if_unused(struct groups *gs, struct group *g)
         return;
     if (g->persisted && group_unpersist(gs, g, false) < 0)
         return;
-    table_unlink(gs, g);
+    htab_remove(&gs->tab, &g->hnode);
     group_free(gs, g);
 }
 
@@ -1207,7 +1169,7 @@ int16_t group_delete(struct groups *gs, kc_str group_id)
     }
     if (group_unpersist(gs, g, true) < 0)
         return GERR_COORDINATOR_NOT_AVAILABLE;
-    table_unlink(gs, g);
+    htab_remove(&gs->tab, &g->hnode);
     group_free(gs, g);
     return 0;
 }
@@ -1323,7 +1285,7 @@ struct groups *groups_new(struct broker *b)
     gs->b = b;
     gs->ops = &kapi_group_ops;
     ev_timer_init(&gs->sweep, on_sweep, gs);
-    if (table_grow(gs) < 0 || group_offsets_load(gs) < 0 || ev_hook_add(b->loop, on_hook, gs) < 0) {
+    if (group_offsets_load(gs) < 0 || ev_hook_add(b->loop, on_hook, gs) < 0) {
         groups_free(gs);
         return NULL;
     }
@@ -1336,11 +1298,8 @@ void groups_free(struct groups *gs)
     if (!gs)
         return;
     ev_timer_stop(gs->b->loop, &gs->sweep);
-    for (uint32_t i = 0; i < gs->cap; i++)
-        for (struct group *g = gs->tab[i], *n; g; g = n) {
-            n = g->hnext;
-            group_free(gs, g);
-        }
-    free(gs->tab);
+    HTAB_FOREACH(&gs->tab, i, n, nx)
+        group_free(gs, HTAB_ENTRY(n, struct group, hnode));
+    htab_free(&gs->tab);
     free(gs);
 }

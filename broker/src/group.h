@@ -7,6 +7,7 @@
 #define SLUICE_GROUP_H
 
 #include "ev.h"
+#include "hash.h"
 #include "kcodec.h"
 
 #include <stdbool.h>
@@ -108,7 +109,7 @@ struct goff {
 };
 
 struct group {
-    struct group *hnext;
+    struct hnode hnode; /* in the groups table, keyed by id */
     struct groups *gs;
     char *id;
     size_t id_len;

@@ -16,12 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { QUOTA_BUCKETS_MIN = 256, QUOTA_MAX_THROTTLE_MS = 30000, QUOTA_NAME_MAX = 263 };
+enum { QUOTA_MAX_THROTTLE_MS = 30000, QUOTA_NAME_MAX = 263 };
 
 static const char key_prefix[] = "quota/";
 
 struct qent {
-    struct qent *next;
+    struct hnode hnode; /* in the table, keyed by name */
     int64_t rate[QUOTA_KINDS];   /* -1: the broker default */
     double tokens[QUOTA_KINDS];  /* bytes that may still pass now; may be negative */
     int64_t last_us[QUOTA_KINDS];
@@ -32,42 +32,18 @@ struct qent {
 struct quotas {
     struct store *st;
     int64_t dflt[QUOTA_KINDS];
-    struct qent **b;
-    size_t nb, n;
+    struct htab tab;
 };
-
-static struct qent **slot_of(const struct quotas *q, const char *name)
-{
-    return &q->b[hash_bytes(name, strlen(name)) & (q->nb - 1)];
-}
 
 static struct qent *find(const struct quotas *q, const char *name)
 {
-    for (struct qent *e = *slot_of(q, name); e; e = e->next)
+    uint64_t h = hash_bytes(name, strlen(name));
+    for (struct hnode *n = htab_first(&q->tab, h); n; n = htab_next(n)) {
+        struct qent *e = HTAB_ENTRY(n, struct qent, hnode);
         if (!strcmp(e->name, name))
             return e;
+    }
     return NULL;
-}
-
-/* Doubles the table when it is full; a failed grow leaves it as it was. */
-static void grow(struct quotas *q)
-{
-    if (q->n < q->nb)
-        return;
-    size_t nb = q->nb * 2;
-    struct qent **b = calloc(nb, sizeof *b);
-    if (!b)
-        return;
-    for (size_t i = 0; i < q->nb; i++)
-        for (struct qent *e = q->b[i], *n; e; e = n) {
-            n = e->next;
-            struct qent **s = &b[hash_bytes(e->name, strlen(e->name)) & (nb - 1)];
-            e->next = *s;
-            *s = e;
-        }
-    free(q->b);
-    q->b = b;
-    q->nb = nb;
 }
 
 static struct qent *get(struct quotas *q, const char *name)
@@ -79,11 +55,10 @@ static struct qent *get(struct quotas *q, const char *name)
     memcpy(e->name, name, len + 1);
     for (int k = 0; k < QUOTA_KINDS; k++)
         e->rate[k] = -1;
-    grow(q);
-    struct qent **s = slot_of(q, name);
-    e->next = *s;
-    *s = e;
-    q->n++;
+    if (htab_insert(&q->tab, &e->hnode, hash_bytes(name, len)) < 0) {
+        free(e);
+        return NULL;
+    }
     return e;
 }
 
@@ -95,12 +70,9 @@ static int64_t effective(const struct quotas *q, const struct qent *e, int k)
 struct quotas *quotas_open(struct store *st, int64_t produce_default, int64_t fetch_default)
 {
     struct quotas *q = calloc(1, sizeof *q);
-    if (!q || !(q->b = calloc(QUOTA_BUCKETS_MIN, sizeof *q->b))) {
-        free(q);
+    if (!q)
         return NULL;
-    }
     q->st = st;
-    q->nb = QUOTA_BUCKETS_MIN;
     q->dflt[QUOTA_PRODUCE] = produce_default;
     q->dflt[QUOTA_FETCH] = fetch_default;
     if (!st)
@@ -131,12 +103,9 @@ void quotas_free(struct quotas *q)
 {
     if (!q)
         return;
-    for (size_t i = 0; i < q->nb; i++)
-        for (struct qent *e = q->b[i], *n; e; e = n) {
-            n = e->next;
-            free(e);
-        }
-    free(q->b);
+    HTAB_FOREACH(&q->tab, i, n, nx)
+        free(HTAB_ENTRY(n, struct qent, hnode));
+    htab_free(&q->tab);
     free(q);
 }
 

@@ -16,8 +16,7 @@
 
 struct sgroups {
     struct broker *b;
-    struct sgroup **tab;
-    uint32_t cap, count;
+    struct htab tab;
 };
 
 
@@ -31,12 +30,6 @@ struct sgroups *sgroups_new(struct broker *b)
     if (!gs)
         return NULL;
     gs->b = b;
-    gs->cap = 64;
-    gs->tab = calloc(gs->cap, sizeof *gs->tab);
-    if (!gs->tab) {
-        free(gs);
-        return NULL;
-    }
     return gs;
 }
 
@@ -46,50 +39,30 @@ void sgroups_free(struct sgroups *gs)
 {
     if (!gs)
         return;
-    for (uint32_t i = 0; i < gs->cap; i++) {
-        for (struct sgroup *g = gs->tab[i], *gn; g; g = gn) {
-            gn = g->hnext;
-            for (struct smember *m = g->head, *mn; m; m = mn) {
-                mn = m->next;
-                ev_timer_stop(gs->b->loop, &m->timer);
-                member_free(m);
-            }
-            free(g->id);
-            free(g);
+    HTAB_FOREACH(&gs->tab, i, n, nx) {
+        struct sgroup *g = HTAB_ENTRY(n, struct sgroup, hnode);
+        for (struct smember *m = g->head, *mn; m; m = mn) {
+            mn = m->next;
+            ev_timer_stop(gs->b->loop, &m->timer);
+            member_free(m);
         }
+        free(g->id);
+        free(g);
     }
-    free(gs->tab);
+    htab_free(&gs->tab);
     free(gs);
 }
 
-size_t sgroups_count(const struct sgroups *gs) { return gs->count; }
+size_t sgroups_count(const struct sgroups *gs) { return gs->tab.n; }
 
 struct sgroup *sgroup_find(struct sgroups *gs, const char *id, size_t len)
 {
-    struct sgroup *g = gs->tab[hash_bytes(id, len) & (gs->cap - 1)];
-    while (g && (g->id_len != len || memcmp(g->id, id, len) != 0))
-        g = g->hnext;
-    return g;
-}
-
-static int table_grow(struct sgroups *gs)
-{
-    uint32_t cap = gs->cap * 2;
-    struct sgroup **tab = calloc(cap, sizeof *tab);
-    if (!tab)
-        return -1;
-    for (uint32_t i = 0; i < gs->cap; i++) {
-        for (struct sgroup *g = gs->tab[i], *n; g; g = n) {
-            n = g->hnext;
-            uint64_t h = hash_bytes(g->id, g->id_len) & (cap - 1);
-            g->hnext = tab[h];
-            tab[h] = g;
-        }
+    for (struct hnode *n = htab_first(&gs->tab, hash_bytes(id, len)); n; n = htab_next(n)) {
+        struct sgroup *g = HTAB_ENTRY(n, struct sgroup, hnode);
+        if (g->id_len == len && memcmp(g->id, id, len) == 0)
+            return g;
     }
-    free(gs->tab);
-    gs->tab = tab;
-    gs->cap = cap;
-    return 0;
+    return NULL;
 }
 
 static struct sgroup *group_get(struct sgroups *gs, kc_str id)
@@ -97,18 +70,17 @@ static struct sgroup *group_get(struct sgroups *gs, kc_str id)
     struct sgroup *g = sgroup_find(gs, id.p, (size_t)id.len);
     if (g)
         return g;
-    if (gs->count >= gs->cap && table_grow(gs) < 0)
-        return NULL;
     if (!(g = calloc(1, sizeof *g)) || !(g->id = kc_str_dup(id))) {
         free(g);
         return NULL;
     }
     g->gs = gs;
     g->id_len = (size_t)id.len;
-    uint64_t h = hash_bytes(g->id, g->id_len) & (gs->cap - 1);
-    g->hnext = gs->tab[h];
-    gs->tab[h] = g;
-    gs->count++;
+    if (htab_insert(&gs->tab, &g->hnode, hash_bytes(g->id, g->id_len)) < 0) {
+        free(g->id);
+        free(g);
+        return NULL;
+    }
     return g;
 }
 
@@ -118,23 +90,15 @@ static void group_drop_if_empty(struct sgroup *g)
     struct sgroups *gs = g->gs;
     if (g->head)
         return;
-    struct sgroup **pp = &gs->tab[hash_bytes(g->id, g->id_len) & (gs->cap - 1)];
-    while (*pp && *pp != g)
-        pp = &(*pp)->hnext;
-    if (*pp)
-        *pp = g->hnext;
-    gs->count--;
+    htab_remove(&gs->tab, &g->hnode);
     free(g->id);
     free(g);
 }
 
 void sgroups_foreach(struct sgroups *gs, sgroup_fn *fn, void *arg)
 {
-    for (uint32_t i = 0; i < gs->cap; i++)
-        for (struct sgroup *g = gs->tab[i], *n; g; g = n) {
-            n = g->hnext;
-            fn(arg, g);
-        }
+    HTAB_FOREACH(&gs->tab, i, n, nx)
+        fn(arg, HTAB_ENTRY(n, struct sgroup, hnode));
 }
 
 const char *sgroup_state_name(const struct sgroup *g)

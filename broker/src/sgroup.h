@@ -15,6 +15,7 @@
 #define SLUICE_SGROUP_H
 
 #include "ev.h"
+#include "hash.h"
 #include "kcodec.h"
 
 #include <stdbool.h>
@@ -69,7 +70,7 @@ struct smember {
 };
 
 struct sgroup {
-    struct sgroup *hnext;
+    struct hnode hnode;          /* in the registry's table, keyed by id */
     struct sgroups *gs;
     char *id;
     size_t id_len;

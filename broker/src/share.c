@@ -72,7 +72,7 @@ struct share_part {
 };
 
 struct share_group {
-    struct share_group *hnext;
+    struct hnode hnode; /* in the registry's table, keyed by id */
     struct shares *ss;
     char *id;
     size_t id_len;
@@ -85,8 +85,7 @@ struct share_group {
 
 struct shares {
     struct broker *b;
-    struct share_group **tab;
-    size_t cap, count;
+    struct htab tab;
     struct share_part *dirty;
     share_notify_fn *notify;
     void *notify_arg;
@@ -1051,35 +1050,17 @@ static void cfg_decode(struct share_config *c, const uint8_t *v, size_t vl)
         *c = n;
 }
 
-static int tab_grow(struct shares *ss)
-{
-    size_t cap = ss->cap ? ss->cap * 2 : 64;
-    struct share_group **t = calloc(cap, sizeof *t);
-    if (!t)
-        return -1;
-    for (size_t i = 0; i < ss->cap; i++)
-        for (struct share_group *g = ss->tab[i], *n; g; g = n) {
-            n = g->hnext;
-            size_t h = hash_bytes(g->id, g->id_len) & (cap - 1);
-            g->hnext = t[h];
-            t[h] = g;
-        }
-    free(ss->tab);
-    ss->tab = t;
-    ss->cap = cap;
-    return 0;
-}
-
 struct share_group *share_group_get(struct shares *ss, const char *id, size_t len, bool create)
 {
     if (len == 0 || len > SHARE_GROUP_ID_MAX)
         return NULL;
-    if (ss->cap) {
-        for (struct share_group *g = ss->tab[hash_bytes(id, len) & (ss->cap - 1)]; g; g = g->hnext)
-            if (g->id_len == len && memcmp(g->id, id, len) == 0)
-                return g;
+    uint64_t h = hash_bytes(id, len);
+    for (struct hnode *n = htab_first(&ss->tab, h); n; n = htab_next(n)) {
+        struct share_group *g = HTAB_ENTRY(n, struct share_group, hnode);
+        if (g->id_len == len && memcmp(g->id, id, len) == 0)
+            return g;
     }
-    if (!create || ((ss->count + 1) * 2 > ss->cap && tab_grow(ss) < 0))
+    if (!create)
         return NULL;
     struct share_group *g = calloc(1, sizeof *g);
     if (!g || !(g->id = malloc(len + 1))) {
@@ -1091,10 +1072,11 @@ struct share_group *share_group_get(struct shares *ss, const char *id, size_t le
     g->id_len = len;
     g->ss = ss;
     g->cfg = cfg_defaults;
-    size_t h = hash_bytes(id, len) & (ss->cap - 1);
-    g->hnext = ss->tab[h];
-    ss->tab[h] = g;
-    ss->count++;
+    if (htab_insert(&ss->tab, &g->hnode, h) < 0) {
+        free(g->id);
+        free(g);
+        return NULL;
+    }
     return g;
 }
 
@@ -1229,11 +1211,7 @@ int share_group_delete(struct share_group *g)
     for (struct share_part *sp = g->parts; sp; sp = sp->gnext)
         if (sp->dirty)
             undirty(ss, sp);
-    struct share_group **pp = &ss->tab[hash_bytes(g->id, g->id_len) & (ss->cap - 1)];
-    while (*pp != g)
-        pp = &(*pp)->hnext;
-    *pp = g->hnext;
-    ss->count--;
+    htab_remove(&ss->tab, &g->hnode);
     group_free(g);
     return 0;
 }
@@ -1257,11 +1235,8 @@ void share_group_foreach_part(struct share_group *g, share_part_fn *fn, void *ar
 
 void shares_foreach(struct shares *ss, share_group_fn *fn, void *arg)
 {
-    for (size_t i = 0; i < ss->cap; i++)
-        for (struct share_group *g = ss->tab[i], *n; g; g = n) {
-            n = g->hnext;
-            fn(arg, g);
-        }
+    HTAB_FOREACH(&ss->tab, i, n, nx)
+        fn(arg, HTAB_ENTRY(n, struct share_group, hnode));
 }
 
 /* ---- registry ---- */
@@ -1289,7 +1264,7 @@ struct shares *shares_new(struct broker *b)
     if (!ss)
         return NULL;
     ss->b = b;
-    if (tab_grow(ss) < 0 || load_groups(ss) < 0) {
+    if (load_groups(ss) < 0) {
         shares_free(ss);
         return NULL;
     }
@@ -1301,12 +1276,9 @@ void shares_free(struct shares *ss)
     if (!ss)
         return;
     share_flush(ss);
-    for (size_t i = 0; i < ss->cap; i++)
-        for (struct share_group *g = ss->tab[i], *n; g; g = n) {
-            n = g->hnext;
-            group_free(g);
-        }
-    free(ss->tab);
+    HTAB_FOREACH(&ss->tab, i, n, nx)
+        group_free(HTAB_ENTRY(n, struct share_group, hnode));
+    htab_free(&ss->tab);
     free(ss);
 }
 
@@ -1318,5 +1290,5 @@ void shares_set_notify(struct shares *ss, share_notify_fn *fn, void *arg)
 
 size_t shares_group_count(const struct shares *ss)
 {
-    return ss->count;
+    return ss->tab.n;
 }

@@ -4,7 +4,7 @@
  * the cache. LRU hits nothing there; the policy should hit about cache / dataset.
  *
  *   cc -O2 -D_GNU_SOURCE -Ibroker/src tests/bench/cache_bench.c \
- *      broker/src/cache_policy.c broker/src/cache_map.c -o cache_bench && ./cache_bench
+ *      broker/src/cache_policy.c broker/src/hash.c -o cache_bench && ./cache_bench
  *   ./cache_bench [-c CACHE_MIB] [-d DATASET_MIB] [-b BLOCK_MIB] [-o OBJECT_MIB] [-e EPOCHS]
  *
  * Defaults: the broker's memory tier (256 MiB, 8 MiB blocks) and a dataset twice its

@@ -826,7 +826,7 @@ dataset_figures() {
         fail "dataset_bench (see $LOGS/dataset.log)"
     fi
     if cc -O2 -D_GNU_SOURCE -I"$ROOT/broker/src" "$ROOT/tests/bench/cache_bench.c" \
-        "$ROOT/broker/src/cache_policy.c" "$ROOT/broker/src/cache_map.c" -o "$OUT/cache_bench" \
+        "$ROOT/broker/src/cache_policy.c" "$ROOT/broker/src/hash.c" -o "$OUT/cache_bench" \
         2>>"$LOGS/dataset.log"; then
         line=$("$OUT/cache_bench" 2>>"$LOGS/dataset.log" | grep '^RESULT' | tail -n1)
         [ -n "$line" ] && echo "cache: $line" >>"$OUT/raw.txt" && dataset_keep cyc "$line"
