@@ -46,6 +46,7 @@ struct met_api {
 
 struct metrics {
     struct met_api api[KAPI_MAX_KEY];
+    struct met_api wal_sync; /* group-commit fdatasyncs of the write-ahead log */
     int64_t conns;        /* open now */
     uint64_t conns_total; /* ever accepted */
     uint64_t bad_frames;
@@ -77,16 +78,25 @@ static size_t met_bucket(int64_t dur_us)
     return i;
 }
 
-void metrics_request(struct metrics *m, int16_t api_key, int64_t dur_us)
+static void met_observe(struct met_api *a, int64_t dur_us)
 {
-    if (!m || api_key < 0 || api_key >= KAPI_MAX_KEY)
-        return;
     if (dur_us < 0)
         dur_us = 0; /* a clock step must not underflow the sum */
-    struct met_api *a = &m->api[api_key];
     a->count++;
     a->sum_us += (uint64_t)dur_us;
     a->buckets[met_bucket(dur_us)]++;
+}
+
+void metrics_request(struct metrics *m, int16_t api_key, int64_t dur_us)
+{
+    if (m && api_key >= 0 && api_key < KAPI_MAX_KEY)
+        met_observe(&m->api[api_key], dur_us);
+}
+
+void metrics_wal_sync(struct metrics *m, int64_t dur_us)
+{
+    if (m)
+        met_observe(&m->wal_sync, dur_us);
 }
 
 void metrics_bad_frame(struct metrics *m)
@@ -216,23 +226,36 @@ static void met_render_requests(struct metrics *m, kc_writer *w)
     }
 }
 
-/* Writes the bucket, sum and count series of one API's histogram. */
-static void met_render_histogram(kc_writer *w, int key, const struct met_api *a)
+/* Opens the label set of one series: {api="name", for an API's histogram (key >= 0),
+ * or { for an unlabelled one; `more` says whether another label follows. */
+static void met_labels(kc_writer *w, int key, bool more)
 {
-    static const char name[] = "sluice_request_duration_seconds";
+    if (key < 0) {
+        met_printf(w, more ? "{" : "");
+        return;
+    }
+    met_printf(w, "{api=\"");
+    met_api_label(w, key);
+    met_printf(w, more ? "\"," : "\"}");
+}
+
+/* Writes the bucket, sum and count series of one histogram: an API's (key >= 0) or an
+ * unlabelled one (key < 0). */
+static void met_render_histogram(kc_writer *w, const char *name, int key, const struct met_api *a)
+{
     uint64_t cum = 0;
     for (size_t i = 0; i < MET_NBUCKETS; i++) {
         cum += a->buckets[i];
-        met_printf(w, "%s_bucket{api=\"", name);
-        met_api_label(w, key);
-        met_printf(w, "\",le=\"%s\"} %" PRIu64 "\n", met_bucket_le[i], cum);
+        met_printf(w, "%s_bucket", name);
+        met_labels(w, key, true);
+        met_printf(w, "le=\"%s\"} %" PRIu64 "\n", met_bucket_le[i], cum);
     }
-    met_printf(w, "%s_sum{api=\"", name);
-    met_api_label(w, key);
-    met_printf(w, "\"} %" PRIu64 ".%06" PRIu64 "\n", a->sum_us / 1000000, a->sum_us % 1000000);
-    met_printf(w, "%s_count{api=\"", name);
-    met_api_label(w, key);
-    met_printf(w, "\"} %" PRIu64 "\n", a->count);
+    met_printf(w, "%s_sum", name);
+    met_labels(w, key, false);
+    met_printf(w, " %" PRIu64 ".%06" PRIu64 "\n", a->sum_us / 1000000, a->sum_us % 1000000);
+    met_printf(w, "%s_count", name);
+    met_labels(w, key, false);
+    met_printf(w, " %" PRIu64 "\n", a->count);
 }
 
 static void met_render_durations(struct metrics *m, kc_writer *w)
@@ -241,7 +264,7 @@ static void met_render_durations(struct metrics *m, kc_writer *w)
                "Kafka request latency from complete frame to response ready, by API.");
     for (int k = 0; k < KAPI_MAX_KEY; k++)
         if (m->api[k].count)
-            met_render_histogram(w, k, &m->api[k]);
+            met_render_histogram(w, "sluice_request_duration_seconds", k, &m->api[k]);
 }
 
 static void met_render_http(struct metrics *m, kc_writer *w)
@@ -448,6 +471,9 @@ void metrics_render(struct metrics *m, struct broker *b, kc_writer *w)
             met_family(w, wal[i].name, wal[i].type, wal[i].help);
             met_printf(w, "%s %" PRIu64 "\n", wal[i].name, wal[i].v);
         }
+        met_family(w, "sluice_wal_sync_duration_seconds", "histogram",
+                   "Group-commit fdatasyncs of the write-ahead log (what acks=all waits for).");
+        met_render_histogram(w, "sluice_wal_sync_duration_seconds", -1, &m->wal_sync);
     }
     if (b && b->topics)
         met_render_topics(b->topics, w);

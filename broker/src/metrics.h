@@ -27,6 +27,8 @@ void metrics_auth(struct metrics *m, const char *mech, bool ok);
 void metrics_denied(struct metrics *m);
 /* A request throttled by a quota (kind: QUOTA_PRODUCE or QUOTA_FETCH) for ms. */
 void metrics_throttled(struct metrics *m, int kind, int32_t ms);
+/* One group-commit fdatasync of the write-ahead log took dur_us. */
+void metrics_wal_sync(struct metrics *m, int64_t dur_us);
 /* HTTP admin request with its status code. */
 void metrics_http(struct metrics *m, int status);
 

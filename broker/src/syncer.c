@@ -8,12 +8,14 @@
 #include "conn.h"
 #include "ev.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 struct squeue {
@@ -34,6 +36,7 @@ struct syncer {
     uint64_t asked, done; /* generations, under mu */
     bool quit;
     int rc;
+    int64_t dur_us;       /* of the last fsync, under mu */
 };
 
 static void q_push(struct squeue *q, struct kslot *s)
@@ -74,10 +77,14 @@ static void *sync_thread(void *arg)
             break;
         uint64_t gen = s->asked;
         pthread_mutex_unlock(&s->mu);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         int rc = store_sync(s->b->store);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
         pthread_mutex_lock(&s->mu);
         s->done = gen;
         s->rc = rc;
+        s->dur_us = (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
         uint64_t one = 1;
         if (write(s->efd, &one, sizeof one) < 0)
             log_error("syncer: eventfd write failed");
@@ -113,7 +120,9 @@ static void on_done(struct ev_loop *l, int fd, void *arg, int mask)
         return;
     pthread_mutex_lock(&s->mu);
     int rc = s->rc;
+    int64_t dur_us = s->dur_us;
     pthread_mutex_unlock(&s->mu);
+    metrics_wal_sync(s->b->metrics, dur_us);
     if (rc < 0)
         log_error("fsync failed; acknowledging anyway would lie, closing waiters");
     s->busy = false;

@@ -164,9 +164,11 @@ def test_repeated_kill9_keeps_every_acknowledged_record(request):
     files = segment_files(b)
     assert len(files) > 2, "the log of ~2 MB in %d-byte segments is in %r" % (SEGMENT, files)
     assert metric(b, "sluice_wal_segments") == len(files)
-    # The log goes on after the crashes.
+    # The log goes on after the crashes, and acks=all waited for a timed group commit.
     p, got, _ = produce_tracked(b, topic, [b"after-crashes"])
     assert list(got) == [len(msgs)]
+    syncs = metric(b, "sluice_wal_sync_duration_seconds_count")
+    assert syncs >= 1 and metric(b, 'sluice_wal_sync_duration_seconds_bucket{le="+Inf"}') == syncs
 
 
 def test_mixed_state_survives_kill9(request):
