@@ -1148,7 +1148,7 @@ void groups_release_all(struct groups *gs)
  * no offsets. */
 void group_drop_if_unused(struct groups *gs, struct group *g)
 {
-    if (g->state != GS_EMPTY || g->nmembers || g->npending || g->ocount)
+    if (g->state != GS_EMPTY || g->nmembers || g->npending || g->offs.n)
         return;
     if (g->persisted && group_unpersist(gs, g, false) < 0)
         return;

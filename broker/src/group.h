@@ -98,7 +98,7 @@ struct gpending {
 
 /* One committed offset. topic[] is NUL-terminated (topic names cannot hold NUL). */
 struct goff {
-    struct goff *next; /* hash chain */
+    struct hnode hnode; /* in its group's offsets table, keyed by (topic, partition) */
     int32_t partition;
     int64_t offset;
     int32_t leader_epoch;
@@ -128,9 +128,7 @@ struct group {
     int64_t initial_remaining_ms;
     int64_t state_ms; /* wall clock of the last state change (empty since) */
     bool persisted;   /* the group record is in the store */
-    /* offsets: (topic, partition) hash */
-    struct goff **otab;
-    uint32_t ocap, ocount;
+    struct htab offs; /* committed offsets (struct goff), keyed by (topic, partition) */
 };
 
 /* How parked calls are answered. join_done gets the member's view of the generation: on

@@ -70,58 +70,33 @@ static void offset_value(kc_writer *w, int64_t offset, int32_t epoch, int64_t ts
 
 /* ---- the in-memory table ---- */
 
-static uint32_t off_hash(const char *topic, size_t tlen, int32_t partition)
+static uint64_t off_hash(const char *topic, size_t tlen, int32_t partition)
 {
-    uint64_t h = hash_bytes(topic, tlen);
-    h ^= (uint32_t)partition * 0x9e3779b1u;
-    return (uint32_t)(h ^ (h >> 32));
+    return hash_mix(hash_bytes(topic, tlen), (uint32_t)partition);
 }
 
-static struct goff **off_slot(const struct group *g, const char *topic, size_t tlen,
-                              int32_t partition)
+static struct goff *off_find(const struct group *g, const char *topic, size_t tlen,
+                             int32_t partition)
 {
-    if (!g->ocap)
-        return NULL;
-    struct goff **pp = &g->otab[off_hash(topic, tlen, partition) & (g->ocap - 1)];
-    for (; *pp; pp = &(*pp)->next)
-        if ((*pp)->partition == partition && strlen((*pp)->topic) == tlen &&
-            !memcmp((*pp)->topic, topic, tlen))
-            return pp;
-    return pp;
+    uint64_t h = off_hash(topic, tlen, partition);
+    for (struct hnode *n = htab_first(&g->offs, h); n; n = htab_next(n)) {
+        struct goff *o = HTAB_ENTRY(n, struct goff, hnode);
+        if (o->partition == partition && strlen(o->topic) == tlen && !memcmp(o->topic, topic, tlen))
+            return o;
+    }
+    return NULL;
 }
 
 const struct goff *group_offset(const struct group *g, const char *topic, size_t tlen,
                                 int32_t partition)
 {
-    struct goff **pp = off_slot(g, topic, tlen, partition);
-    return pp ? *pp : NULL;
-}
-
-static int off_grow(struct group *g)
-{
-    uint32_t ncap = g->ocap ? g->ocap * 2 : 16;
-    struct goff **nt = calloc(ncap, sizeof *nt);
-    if (!nt)
-        return -1;
-    for (uint32_t i = 0; i < g->ocap; i++)
-        for (struct goff *o = g->otab[i], *n; o; o = n) {
-            n = o->next;
-            uint32_t h = off_hash(o->topic, strlen(o->topic), o->partition) & (ncap - 1);
-            o->next = nt[h];
-            nt[h] = o;
-        }
-    free(g->otab);
-    g->otab = nt;
-    g->ocap = ncap;
-    return 0;
+    return off_find(g, topic, tlen, partition);
 }
 
 /* Inserts or updates one offset in memory. Returns 0 or -1 (out of memory). */
 static int off_put(struct group *g, const char *topic, size_t tlen, int32_t partition,
                    int64_t offset, int32_t epoch, int64_t ts, kc_str meta)
 {
-    if (g->ocount >= g->ocap && off_grow(g) < 0)
-        return -1;
     int32_t mlen = meta.len > 0 ? meta.len : 0;
     char *m = malloc((size_t)mlen + 1);
     if (!m)
@@ -129,18 +104,16 @@ static int off_put(struct group *g, const char *topic, size_t tlen, int32_t part
     if (mlen)
         memcpy(m, meta.p, (size_t)mlen);
     m[mlen] = 0;
-    struct goff **pp = off_slot(g, topic, tlen, partition);
-    struct goff *o = *pp;
+    struct goff *o = off_find(g, topic, tlen, partition);
     if (!o) {
         o = calloc(1, sizeof *o + tlen + 1);
-        if (!o) {
+        if (!o || htab_insert(&g->offs, &o->hnode, off_hash(topic, tlen, partition)) < 0) {
+            free(o);
             free(m);
             return -1;
         }
         memcpy(o->topic, topic, tlen);
         o->partition = partition;
-        *pp = o;
-        g->ocount++;
     }
     free(o->metadata);
     o->metadata = m;
@@ -151,23 +124,18 @@ static int off_put(struct group *g, const char *topic, size_t tlen, int32_t part
     return 0;
 }
 
-static void off_remove(struct group *g, struct goff **pp)
+static void off_remove(struct group *g, struct goff *o)
 {
-    struct goff *o = *pp;
-    *pp = o->next;
-    g->ocount--;
+    htab_remove(&g->offs, &o->hnode);
     free(o->metadata);
     free(o);
 }
 
 void group_offsets_free(struct group *g)
 {
-    for (uint32_t i = 0; i < g->ocap; i++)
-        while (g->otab[i])
-            off_remove(g, &g->otab[i]);
-    free(g->otab);
-    g->otab = NULL;
-    g->ocap = 0;
+    HTAB_FOREACH(&g->offs, i, n, nx)
+        off_remove(g, HTAB_ENTRY(n, struct goff, hnode));
+    htab_free(&g->offs);
 }
 
 static int off_cmp(const void *a, const void *b)
@@ -182,14 +150,13 @@ static int off_cmp(const void *a, const void *b)
 const struct goff **group_offsets_sorted(const struct group *g, size_t *n)
 {
     *n = 0;
-    if (!g->ocount)
+    if (!g->offs.n)
         return NULL;
-    const struct goff **v = malloc(g->ocount * sizeof *v);
+    const struct goff **v = malloc(g->offs.n * sizeof *v);
     if (!v)
         return NULL;
-    for (uint32_t i = 0; i < g->ocap; i++)
-        for (struct goff *o = g->otab[i]; o; o = o->next)
-            v[(*n)++] = o;
+    HTAB_FOREACH(&g->offs, i, hn, nx)
+        v[(*n)++] = HTAB_ENTRY(hn, struct goff, hnode);
     qsort(v, *n, sizeof *v, off_cmp);
     return v;
 }
@@ -363,14 +330,14 @@ void group_commit_end(struct gcommit *c)
 int group_offset_delete(struct groups *gs, struct group *g, const char *topic, size_t tlen,
                         int32_t partition)
 {
-    struct goff **pp = tlen <= TOPIC_NAME_MAX ? off_slot(g, topic, tlen, partition) : NULL;
-    if (!pp || !*pp)
+    struct goff *o = tlen <= TOPIC_NAME_MAX ? off_find(g, topic, tlen, partition) : NULL;
+    if (!o)
         return 0;
     uint8_t k[KEY_MAX];
     size_t kl = offset_key(k, g, topic, tlen, partition);
     if (store_del(groups_broker(gs)->store, STORE_CF_OFFSETS, k, kl) < 0)
         return -1;
-    off_remove(g, pp);
+    off_remove(g, o);
     return 0;
 }
 
@@ -392,25 +359,23 @@ static void expire_group(struct expire_pass *x, struct group *g)
     if (!wb)
         return;
     int n = 0;
-    for (uint32_t i = 0; i < g->ocap; i++)
-        for (struct goff *o = g->otab[i]; o; o = o->next) {
-            int64_t base = o->commit_ts > g->state_ms ? o->commit_ts : g->state_ms;
-            if (base + x->retention_ms > x->now_ms)
-                continue;
-            uint8_t k[KEY_MAX];
-            size_t kl = offset_key(k, g, o->topic, strlen(o->topic), o->partition);
-            store_wb_del(wb, STORE_CF_OFFSETS, k, kl);
-            n++;
-        }
+    HTAB_FOREACH(&g->offs, i, hn, nx) {
+        const struct goff *o = HTAB_ENTRY(hn, struct goff, hnode);
+        int64_t base = o->commit_ts > g->state_ms ? o->commit_ts : g->state_ms;
+        if (base + x->retention_ms > x->now_ms)
+            continue;
+        uint8_t k[KEY_MAX];
+        size_t kl = offset_key(k, g, o->topic, strlen(o->topic), o->partition);
+        store_wb_del(wb, STORE_CF_OFFSETS, k, kl);
+        n++;
+    }
     if (n && store_write(st, wb, 0) == 0) {
-        for (uint32_t i = 0; i < g->ocap; i++)
-            for (struct goff **pp = &g->otab[i]; *pp;) {
-                int64_t base = (*pp)->commit_ts > g->state_ms ? (*pp)->commit_ts : g->state_ms;
-                if (base + x->retention_ms <= x->now_ms)
-                    off_remove(g, pp);
-                else
-                    pp = &(*pp)->next;
-            }
+        HTAB_FOREACH(&g->offs, i, hn, nx) {
+            struct goff *o = HTAB_ENTRY(hn, struct goff, hnode);
+            int64_t base = o->commit_ts > g->state_ms ? o->commit_ts : g->state_ms;
+            if (base + x->retention_ms <= x->now_ms)
+                off_remove(g, o);
+        }
         x->expired += n;
     }
     store_wb_free(wb);
@@ -422,7 +387,7 @@ static void expire_one(void *arg, struct group *g)
     if (g->state != GS_EMPTY || g->nmembers || g->npending)
         return;
     expire_group(x, g);
-    if (g->ocount)
+    if (g->offs.n)
         return;
     if (x->ndrop == x->cap) {
         size_t nc = x->cap ? x->cap * 2 : 64;

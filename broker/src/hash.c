@@ -4,7 +4,8 @@
 
 #include <stdlib.h>
 
-enum { HTAB_MIN_BUCKETS = 64 };
+/* small: a table per group (committed offsets) must stay cheap with many groups */
+enum { HTAB_MIN_BUCKETS = 8 };
 
 struct hnode *htab_first(const struct htab *t, uint64_t h)
 {

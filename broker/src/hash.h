@@ -1,6 +1,7 @@
 /* hash.h: FNV-1a, the one hash the broker's in-memory tables use (topic, group, share
  * and offset tables, the tiered stretch cache), and struct htab, the intrusive chained
- * table of the group, share-group and quota registries and the block cache (hash.c).
+ * table of the group, share-group and quota registries, each group's committed offsets
+ * and the block cache (hash.c).
  * Not for anything adversarial: table sizes stay bounded by configuration, not by what a
  * peer chooses. */
 #ifndef SLUICE_HASH_H
@@ -48,7 +49,7 @@ struct htab {
  * end. Callers compare keys to tell colliding hashes apart. */
 struct hnode *htab_first(const struct htab *t, uint64_t h);
 struct hnode *htab_next(const struct hnode *n);
-/* Adds n with hash h. Doubles the buckets at load 1 (64 at first); when that allocation
+/* Adds n with hash h. Doubles the buckets at load 1 (8 at first); when that allocation
  * fails the old buckets stay and n goes into them. Returns 0, or -1 (n not added) only
  * when there are no buckets at all. */
 int htab_insert(struct htab *t, struct hnode *n, uint64_t h);

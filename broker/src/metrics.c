@@ -374,7 +374,7 @@ static void met_lag_line(void *arg, const char *topic, int64_t lag)
 static void met_lag_group(void *arg, struct group *g)
 {
     struct met_lag_pass *p = arg;
-    if (!g->ocount || p->ngroups >= MET_LAG_GROUPS_MAX)
+    if (!g->offs.n || p->ngroups >= MET_LAG_GROUPS_MAX)
         return;
     p->ngroups++;
     p->group = g->id;

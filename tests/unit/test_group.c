@@ -992,7 +992,7 @@ static void test_many_groups(void **state)
         snprintf(name, sizeof name, "grp-%d", i);
         struct group *g = G(f, name);
         assert_non_null(g);
-        assert_int_equal(g->ocount, 1);
+        assert_int_equal(g->offs.n, 1);
         assert_int_equal(group_offset(g, "t", 1, i % 4)->offset, i);
     }
 }
