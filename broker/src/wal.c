@@ -6,6 +6,7 @@
 #include "wal.h"
 
 #include "crc32c.h"
+#include "kcodec.h"
 #include "log.h"
 
 #include <dirent.h>
@@ -57,28 +58,6 @@ struct wal {
     struct wal_stats st;
 };
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-    return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
-
 static void seg_path(const struct wal *w, uint64_t id, char *buf, size_t n)
 {
     snprintf(buf, n, "%s/%016" PRIx64 ".wal", w->dir, id);
@@ -89,8 +68,8 @@ static void seg_path(const struct wal *w, uint64_t id, char *buf, size_t n)
 static uint32_t record_crc(uint64_t salt, uint64_t seq, const void *payload, size_t len)
 {
     uint8_t s[16];
-    put_le64(s, salt);
-    put_le64(s + 8, seq);
+    kc_put_be64(s, salt);
+    kc_put_be64(s + 8, seq);
     return crc32c(crc32c(0, s, 16), payload, len);
 }
 
@@ -109,20 +88,20 @@ static void header_encode(uint8_t h[WAL_HEADER_LEN], uint64_t first_seq, uint64_
 {
     memset(h, 0, WAL_HEADER_LEN);
     memcpy(h, wal_magic, 8);
-    put_le32(h + 8, WAL_VERSION);
-    put_le64(h + 16, first_seq);
-    put_le64(h + 24, salt);
-    put_le32(h + 12, crc32c(0, h + 16, 16));
+    kc_put_be32(h + 8, WAL_VERSION);
+    kc_put_be64(h + 16, first_seq);
+    kc_put_be64(h + 24, salt);
+    kc_put_be32(h + 12, crc32c(0, h + 16, 16));
 }
 
 /* Returns 0 with the first sequence number and salt of a valid header, or -1. */
 static int header_decode(const uint8_t *h, uint64_t *first_seq, uint64_t *salt)
 {
-    if (memcmp(h, wal_magic, 8) != 0 || get_le32(h + 8) != WAL_VERSION ||
-        get_le32(h + 12) != crc32c(0, h + 16, 16))
+    if (memcmp(h, wal_magic, 8) != 0 || kc_get_be32(h + 8) != WAL_VERSION ||
+        kc_get_be32(h + 12) != crc32c(0, h + 16, 16))
         return -1;
-    *first_seq = get_le64(h + 16);
-    *salt = get_le64(h + 24);
+    *first_seq = kc_get_be64(h + 16);
+    *salt = kc_get_be64(h + 24);
     return *first_seq > 0 ? 0 : -1;
 }
 
@@ -311,12 +290,12 @@ static int replay_segment(struct wal *w, struct seg *s, struct replay *r)
     uint64_t pos = WAL_HEADER_LEN;
     int rc = 0;
     while (s->size - pos >= WAL_RECORD_HDR) {
-        uint64_t len = get_le32(m + pos), seq = get_le64(m + pos + 8);
+        uint64_t len = kc_get_be32(m + pos), seq = kc_get_be64(m + pos + 8);
         /* records RocksDB already has are only stepped over, not checked */
         if (len > s->size - pos - WAL_RECORD_HDR || seq < s->first_seq ||
             (r->expected && seq != r->expected) || (!r->expected && seq != s->first_seq) ||
             (seq > r->after &&
-             get_le32(m + pos + 4) != record_crc(s->salt, seq, m + pos + WAL_RECORD_HDR, len)))
+             kc_get_be32(m + pos + 4) != record_crc(s->salt, seq, m + pos + WAL_RECORD_HDR, len)))
             break;
         if (!r->expected && seq > r->after + 1) {
             log_warn("wal: records %" PRIu64 "..%" PRIu64 " are missing; replay stops there",
@@ -536,9 +515,9 @@ int wal_append(struct wal *w, uint64_t seq, const void *payload, size_t len)
             return -1;
     }
     uint8_t h[WAL_RECORD_HDR];
-    put_le32(h, (uint32_t)len);
-    put_le32(h + 4, record_crc(w->cur->salt, seq, payload, len));
-    put_le64(h + 8, seq);
+    kc_put_be32(h, (uint32_t)len);
+    kc_put_be32(h + 4, record_crc(w->cur->salt, seq, payload, len));
+    kc_put_be64(h + 8, seq);
     struct iovec v[2] = {{h, sizeof h}, {(void *)payload, len}};
     if (pwrite_all(w->cur->fd, v, 2, w->pos) < 0) {
         log_error("wal: append failed: %s", strerror(errno));

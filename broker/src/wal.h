@@ -9,7 +9,7 @@
  *
  * Segment: a 32-byte header {magic "SLUICEWL", version(4), crc(4) of the rest,
  * first_seq(8), salt(8)}, then records {len(4), crc(4), seq(8), payload(len)} with
- * crc = CRC-32C of salt, seq and payload, all little-endian. The salt is drawn afresh
+ * crc = CRC-32C of salt, seq and payload, all big-endian (kcodec.h). The salt is drawn afresh
  * each time a file is (re)used. Sequence numbers rise by one per record across
  * segments, forever; reading a segment stops at the first record that is torn,
  * corrupt, or left over from the file's previous use (wrong seq or wrong salt). */

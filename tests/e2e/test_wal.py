@@ -388,7 +388,7 @@ def test_torn_tail_is_dropped_and_stays_dropped(request):
         with open(os.path.join(b.data_dir, "wal", f), "rb") as fh:
             h = fh.read(32)
         if h[:8] == b"SLUICEWL":
-            heads.append((int.from_bytes(h[16:24], "little"), f))
+            heads.append((int.from_bytes(h[16:24], "big"), f))
     assert len(heads) >= 3, heads
     path = os.path.join(b.data_dir, "wal", max(heads)[1])
     with open(path, "r+b") as fh:  # a byte of the first record's payload

@@ -180,10 +180,11 @@ static void spit(const struct wfx *f, const char *name, const void *p, size_t n)
     close(fd);
 }
 
-static uint64_t le(const uint8_t *p, int n)
+/* A big-endian field of n bytes, as the log writes them. */
+static uint64_t be(const uint8_t *p, int n)
 {
     uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--)
+    for (int i = 0; i < n; i++)
         v = v << 8 | p[i];
     return v;
 }
@@ -195,9 +196,9 @@ static uint64_t seg_first(const struct wfx *f, uint64_t id)
     uint8_t *m;
     size_t n = slurp(f, seg_name(id, name), &m);
     uint64_t first = 0;
-    if (n >= WAL_HEADER_LEN && memcmp(m, "SLUICEWL", 8) == 0 && le(m + 8, 4) == 1 &&
-        le(m + 12, 4) == crc32c(0, m + 16, 16))
-        first = le(m + 16, 8);
+    if (n >= WAL_HEADER_LEN && memcmp(m, "SLUICEWL", 8) == 0 && be(m + 8, 4) == 1 &&
+        be(m + 12, 4) == crc32c(0, m + 16, 16))
+        first = be(m + 16, 8);
     free(m);
     return first;
 }
@@ -224,8 +225,8 @@ static long rec_off(const struct wfx *f, uint64_t id, uint64_t seq)
     char name[32];
     uint8_t *m;
     size_t n = slurp(f, seg_name(id, name), &m), pos = WAL_HEADER_LEN;
-    while (n >= pos + WAL_RECORD_HDR && le(m + pos + 8, 8) != seq)
-        pos += WAL_RECORD_HDR + le(m + pos, 4);
+    while (n >= pos + WAL_RECORD_HDR && be(m + pos + 8, 8) != seq)
+        pos += WAL_RECORD_HDR + be(m + pos, 4);
     free(m);
     return n >= pos + WAL_RECORD_HDR ? (long)pos : -1;
 }
@@ -395,13 +396,17 @@ static void test_corrupt_middle_record(void **state)
     uint8_t *m;
     size_t n = slurp(f, seg_name(id, name), &m);
     off = rec_off(f, id, 45);
-    m[off + 8] = 46;
     uint8_t salt_seq[16]; /* the crc covers the header's salt, then the seq */
     memcpy(salt_seq, m + 24, 8);
     memcpy(salt_seq + 8, m + off + 8, 8);
+    /* the crc as stored checks out, so the one made below is well formed */
+    assert_int_equal(be(m + off + 4, 4),
+                     crc32c(crc32c(0, salt_seq, 16), m + off + WAL_RECORD_HDR, 100));
+    m[off + 15] = 46; /* the low byte of the big-endian seq */
+    salt_seq[15] = 46;
     uint32_t crc = crc32c(crc32c(0, salt_seq, 16), m + off + WAL_RECORD_HDR, 100);
     for (int i = 0; i < 4; i++)
-        m[off + 4 + i] = (uint8_t)(crc >> 8 * i);
+        m[off + 4 + i] = (uint8_t)(crc >> 8 * (3 - i));
     spit(f, name, m, n);
     free(m);
     reopen_expect(f, 0, 1, 44);
